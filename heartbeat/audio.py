@@ -1,0 +1,198 @@
+"""Audio in: any file a clinician has, as float32 mono at one sample rate.
+
+libsndfile (through soundfile) opens wav, flac, ogg/vorbis, opus and mp3 in-process. Everything else
+(m4a/aac voice memos, mp4/mov, webm from browsers, 3gp/amr from Android) goes through an ffmpeg binary:
+the system's if there is one, else the one the `imageio-ffmpeg` wheel ships, so a pip-only install
+without root opens them too. We call ffmpeg directly rather than through pydub, which needs `ffprobe`
+(no pip package ships it) and is several times slower. Resampling is soxr's anti-aliased HQ filter.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 2000          # Hz: heart sounds live below 1 kHz; PhysioNet 2016 is recorded at 2 kHz
+MIN_SECONDS = 3.0           # one analysis window; less cannot hold enough beats to judge
+MAX_SECONDS = float(os.environ.get("HEARTBEAT_MAX_SECONDS", 300))   # longer recordings are refused, not cut
+MAX_BYTES = int(os.environ.get("HEARTBEAT_MAX_BYTES", 100 * 2**20))
+MIN_INPUT_RATE, MAX_INPUT_RATE = 1000, 384_000
+FFMPEG_TIMEOUT_S = 60
+
+
+class AudioError(ValueError):
+    """A recording that cannot be judged. `code` says which case; the message is for a clinician."""
+
+    code = "audio_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class NotAudioError(AudioError):
+    code = "not_audio"
+
+
+class CorruptAudioError(AudioError):
+    code = "corrupt"
+
+
+class UnsupportedCodecError(AudioError):
+    code = "unsupported_codec"
+
+
+class EmptyAudioError(AudioError):
+    code = "empty"
+
+
+class TooShortError(AudioError):
+    code = "too_short"
+
+
+class TooLongError(AudioError):
+    code = "too_long"
+
+
+class FileTooLargeError(AudioError):
+    code = "too_large"
+
+
+class BadSampleRateError(AudioError):
+    code = "bad_sample_rate"
+
+
+class InvalidSamplesError(AudioError):
+    code = "invalid_samples"
+
+
+# First bytes of containers we know to be audio: used only to tell "corrupt audio" from "not audio".
+_AUDIO_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2",
+                b"\xff\xf1", b"\xff\xf9", b"#!AMR", b"\x1a\x45\xdf\xa3", b"FORM", b".snd", b"caff")
+
+
+def _looks_like_audio(head: bytes) -> bool:
+    return head.startswith(_AUDIO_MAGIC) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
+
+
+def ffmpeg_binary() -> str:
+    """The system ffmpeg if installed, else the binary inside the imageio-ffmpeg wheel."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,
+               min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS,
+               max_bytes: int = MAX_BYTES) -> np.ndarray:
+    """Decode a file path or raw bytes to float32 mono at `sr` Hz, or raise an AudioError subclass."""
+    data = source if isinstance(source, (bytes, bytearray)) else None
+    if data is None:
+        path = Path(source)
+        if not path.is_file():
+            raise NotAudioError(f"No file found at {path.name!r}.")
+        size = path.stat().st_size
+    else:
+        size = len(data)
+    if size == 0:
+        raise EmptyAudioError("The file is empty (0 bytes). Please record again.")
+    if size > max_bytes:
+        raise FileTooLargeError(f"The file is {size / 2**20:.0f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
+                                "Record 10-60 seconds, or trim the file.")
+    head = data[:16] if data is not None else path.open("rb").read(16)
+
+    try:
+        audio, rate = _read_soundfile(io.BytesIO(data) if data is not None else path, max_seconds)
+    except sf.LibsndfileError:
+        audio, rate = _read_ffmpeg(data if data is not None else path, head, max_seconds)
+
+    if audio.size == 0:
+        raise EmptyAudioError("The recording contains no sound samples. Please record again.")
+    if not np.isfinite(audio).all():
+        raise InvalidSamplesError("The recording contains invalid sample values (NaN or infinity); "
+                                  "the file was written incorrectly. Please export or record it again.")
+    audio = audio.mean(axis=1) if audio.ndim == 2 else audio          # any channel count -> mono
+    if rate != sr:
+        audio = soxr.resample(audio, rate, sr, quality="HQ")
+    duration = len(audio) / sr
+    if duration < min_seconds:
+        raise TooShortError(f"The recording is {duration:.1f} s long; at least {min_seconds:.0f} s is needed "
+                            "to judge a heart sound. Record 10-60 seconds.")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _check_rate(rate: int) -> None:
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise BadSampleRateError(f"The file says its sample rate is {rate} Hz, which no recorder uses "
+                                 f"(expected {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz). The file is probably damaged.")
+
+
+def _too_long(seconds: float, max_seconds: float) -> TooLongError:
+    return TooLongError(f"The recording is {seconds:.0f} s long; the limit is {max_seconds:.0f} s and longer "
+                        "recordings are refused rather than cut. Trim it to the part with the heart sound.")
+
+
+def _read_soundfile(file, max_seconds: float) -> tuple[np.ndarray, int]:
+    """libsndfile: checks the header's rate and length before reading any samples."""
+    with sf.SoundFile(file) as f:
+        _check_rate(f.samplerate)
+        if f.frames > max_seconds * f.samplerate:
+            raise _too_long(f.frames / f.samplerate, max_seconds)
+        try:
+            audio = f.read(dtype="float32", always_2d=True)
+        except sf.LibsndfileError as e:
+            raise CorruptAudioError("The audio file is damaged or incomplete and could not be read. "
+                                    "Please export or record it again.") from e
+        return audio, f.samplerate
+
+
+def _read_ffmpeg(source: bytes | Path, head: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    """ffmpeg decodes the first audio stream to a float WAV in a private temporary folder, deleted at once.
+
+    A file (not a pipe) is needed both ways: mp4/m4a keep their index at the end, and a seekable WAV
+    carries the original sample rate back so that resampling stays in one place (soxr).
+    """
+    with tempfile.TemporaryDirectory(prefix="heartbeat-") as tmp:
+        src = source if isinstance(source, Path) else Path(tmp, "input")
+        if not isinstance(source, Path):
+            src.write_bytes(source)
+        out = Path(tmp, "decoded.wav")
+        cmd = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(src),
+               "-map", "0:a:0", "-vn", "-t", f"{max_seconds + 1:.3f}", "-c:a", "pcm_f32le", "-f", "wav", str(out)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            raise CorruptAudioError("Decoding the file took too long; it may be damaged.") from e
+        err = proc.stderr.decode(errors="replace").lower()
+        if proc.returncode != 0 or not out.exists() or out.stat().st_size <= 44:
+            raise _ffmpeg_error(err, head)
+        with sf.SoundFile(out) as f:
+            _check_rate(f.samplerate)
+            audio = f.read(dtype="float32", always_2d=True)
+            rate = f.samplerate
+    if len(audio) > max_seconds * rate:
+        raise _too_long(len(audio) / rate, max_seconds)   # ffmpeg stopped at max+1 s: "at least" that long
+    return audio, rate
+
+
+def _ffmpeg_error(stderr: str, head: bytes) -> AudioError:
+    if "matches no streams" in stderr or "does not contain any stream" in stderr:
+        return NotAudioError("The file has no audio track. Please upload a sound recording.")
+    if any(m in stderr for m in ("no decoder found", "unknown codec", "unsupported codec")) or \
+            ("decoder" in stderr and "not found" in stderr):
+        return UnsupportedCodecError("The file is audio, but in an encoding this app cannot read. "
+                                     "Please export it as WAV, MP3 or M4A.")
+    if _looks_like_audio(head):
+        return CorruptAudioError("The audio file is damaged or incomplete and could not be read. "
+                                 "Please export or record it again.")
+    return NotAudioError("This file is not a sound recording this app can open "
+                         "(WAV, MP3, M4A, OGG, OPUS, FLAC, WEBM, MP4, 3GP or AMR).")

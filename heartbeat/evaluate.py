@@ -1,0 +1,205 @@
+"""Evaluation as the field does it: recording-level Se, Sp, MAcc, AUROC and calibration error, under
+(a) 5-fold cross-validation grouped by recording with per-database results, (b) leave-one-database-out,
+(c) external PASCAL sets never used for any choice, and (d) the original notebooks' leaky split.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+from .datasets import PHYSIONET_DBS, leave_one_database_out, select, stratified_kfold
+from .features import FeatureConfig
+from .train import TrainSettings, featurize, fit_windows, score_table, train_model
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed abnormal rate - mean predicted p| over equal-width probability bins, weighted by size."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    return float(sum(abs(y[which == b].mean() - p[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))
+
+
+def metrics(y, p, threshold) -> dict:
+    """Recording-level scores. `threshold` is one number or one per row (the model that scored it).
+    Recordings without a score (shorter than one window) are counted, not scored."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, float)
+    threshold = np.broadcast_to(np.asarray(threshold, float), p.shape)
+    scored = ~np.isnan(p)
+    y, p, threshold = y[scored], p[scored], threshold[scored]
+    tn, fp, fn, tp = confusion_matrix(y, p >= threshold, labels=[0, 1]).ravel()
+    se = tp / (tp + fn) if tp + fn else float("nan")
+    sp = tn / (tn + fp) if tn + fp else float("nan")
+    both = len(np.unique(y)) == 2
+    return {"n": int(len(y)), "n_unscored": int((~scored).sum()), "n_abnormal": int(y.sum()),
+            "se": float(se), "sp": float(sp), "macc": float((se + sp) / 2) if both else float("nan"),
+            "auroc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "ece": expected_calibration_error(y, p) if len(y) else float("nan"),
+            "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)}}
+
+
+def summarize(pred: pd.DataFrame) -> dict:
+    """Pooled and per-database metrics of a predictions table (columns y, p, threshold, database)."""
+    def of(df):
+        return metrics(df["y"], df["p"], df["threshold"])
+    return {"pooled": of(pred), "per_database": {db: of(g) for db, g in pred.groupby("database")}}
+
+
+def _predictions(trained, test: pd.DataFrame, **extra) -> pd.DataFrame:
+    return pd.DataFrame({"path": test["path"].to_numpy(), "database": test["database"].to_numpy(),
+                         "y": (test["label"] == "abnormal").to_numpy(int), "p": score_table(trained, test),
+                         "threshold": trained.bundle.threshold, **extra})
+
+
+# ------------------------------------------------------------------ protocols ----
+
+def cross_validation(physionet: pd.DataFrame, cfg, settings, k: int = 5, log=print):
+    preds, histories = [], []
+    for fold, (tr, te) in enumerate(stratified_kfold(physionet, k, settings.seed)):
+        trained = train_model(physionet.loc[tr], cfg, settings, log=log)
+        preds.append(_predictions(trained, physionet.loc[te], fold=fold))
+        histories.append(trained.history)
+    return pd.concat(preds, ignore_index=True), histories
+
+
+def leave_one_out(physionet: pd.DataFrame, cfg, settings, log=print):
+    preds, histories = [], []
+    for db, tr, te in leave_one_database_out(physionet):
+        trained = train_model(physionet.loc[tr], cfg, settings, log=log)
+        preds.append(_predictions(trained, physionet.loc[te], held_out=db))
+        histories.append(trained.history)
+    return pd.concat(preds, ignore_index=True), histories
+
+
+def external(physionet: pd.DataFrame, pascal: pd.DataFrame, cfg, settings, log=print):
+    """Train on all of PhysioNet 2016; score PASCAL set_a and set_b normal vs abnormal, untouched."""
+    trained = train_model(physionet, cfg, settings, log=log)
+    test = select(pascal, labels=["normal", "abnormal"])
+    return _predictions(trained, test), trained
+
+
+def leaky_split(physionet: pd.DataFrame, cfg, settings, seed: int = 0) -> dict:
+    """The original notebooks' protocol: a random 80/20 split of windows, so windows of one recording
+    sit on both sides. Reports window accuracy and the recording-level scores it implies."""
+    labelled = physionet.reset_index(drop=True)
+    X, rec = featurize(labelled["path"].tolist(), cfg, 0)
+    y = (labelled["label"] == "abnormal").to_numpy(np.float32)[rec]
+    test = np.random.default_rng(seed).random(len(X)) < 0.2
+    model, history = fit_windows(X[~test], y[~test], np.ones((~test).sum()), cfg, settings)
+    z = np.concatenate([model(X[test][i:i + 2048].astype(np.float32), training=False).numpy()[:, 0]
+                        for i in range(0, test.sum(), 2048)])
+    window_acc = float(np.mean((z > 0) == y[test]))
+    rec_test = rec[test]
+    zr = np.bincount(rec_test, weights=z, minlength=len(labelled)) / np.maximum(np.bincount(rec_test, minlength=len(labelled)), 1)
+    has = np.bincount(rec_test, minlength=len(labelled)) > 0
+    p = 1 / (1 + np.exp(-zr[has]))
+    yr = (labelled["label"] == "abnormal").to_numpy(int)[has]
+    return {"window_accuracy": window_acc, "recording": metrics(yr, p, 0.5),
+            "recordings_on_both_sides": int(np.sum(np.isin(np.unique(rec[test]), np.unique(rec[~test])))),
+            "history": history}
+
+
+# ------------------------------------------------------------------ the whole report ----
+
+RECIPES = {
+    "ours": (FeatureConfig(), TrainSettings()),
+    "baseline": (FeatureConfig(recording_norm=False),
+                 TrainSettings(variant="baseline", augment_copies=0, balance="class")),
+}
+
+
+def run_all(table: pd.DataFrame, out: Path, recipes=("ours", "baseline"), folds: int = 5, log=print,
+            epochs: int | None = None) -> dict:
+    """Every protocol for every recipe; writes reports/results.json, predictions CSVs, tables and plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    physionet = select(table, PHYSIONET_DBS, ["normal", "abnormal"]).reset_index(drop=True)
+    pascal = select(table, ["set_a", "set_b"]).reset_index(drop=True)
+    results = {}
+    for name in recipes:
+        cfg, settings = RECIPES[name]
+        if epochs is not None:
+            settings = TrainSettings(**(settings.to_dict() | {"epochs": epochs}))
+        t0 = time.time()
+        cv, cv_hist = cross_validation(physionet, cfg, settings, folds, log)
+        lodo, lodo_hist = leave_one_out(physionet, cfg, settings, log)
+        ext, _ = external(physionet, pascal, cfg, settings, log)
+        r = {"features": cfg.to_dict(), "settings": settings.to_dict(),
+             "cross_validation": summarize(cv), "lodo": summarize(lodo.assign(database=lodo["held_out"])),
+             "external": summarize(ext)}
+        r["lodo"]["mean_macc"] = float(np.nanmean([m["macc"] for m in r["lodo"]["per_database"].values()]))
+        if name == "baseline":
+            r["leaky"] = leaky_split(physionet, cfg, settings)
+        r["seconds"] = round(time.time() - t0, 1)
+        for part, df in (("cv", cv), ("lodo", lodo), ("external", ext)):
+            df.to_csv(out / f"predictions_{name}_{part}.csv", index=False)
+        results[name] = r
+        _plots(out, name, cv, lodo, ext, cv_hist + lodo_hist)
+        log(f"{name}: done in {r['seconds']} s")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    (out / "results.md").write_text(markdown(results))
+    return results
+
+
+def _fmt(m: dict) -> str:
+    return f"{m['se']:.3f} | {m['sp']:.3f} | **{m['macc']:.3f}** | {m['auroc']:.3f} | {m['ece']:.3f} | {m['n']}"
+
+
+def markdown(results: dict) -> str:
+    head = "| recipe | protocol | set | Se | Sp | MAcc | AUROC | ECE | n |\n|---|---|---|---|---|---|---|---|---|\n"
+    rows = []
+    for name, r in results.items():
+        rows.append(f"| {name} | (a) 5-fold CV | pooled | {_fmt(r['cross_validation']['pooled'])} |")
+        rows += [f"| {name} | (a) 5-fold CV | {db} | {_fmt(m)} |" for db, m in r["cross_validation"]["per_database"].items()]
+        rows += [f"| {name} | (b) leave-one-db-out | {db} held out | {_fmt(m)} |" for db, m in r["lodo"]["per_database"].items()]
+        rows.append(f"| {name} | (b) leave-one-db-out | **mean MAcc** | | | **{r['lodo']['mean_macc']:.3f}** | | | |")
+        rows += [f"| {name} | (c) external, trained on PhysioNet | {db} | {_fmt(m)} |" for db, m in r["external"]["per_database"].items()]
+        if "leaky" in r:
+            lk = r["leaky"]
+            rows.append(f"| {name} | (d) leaky 80/20 window split | window accuracy {lk['window_accuracy']:.3f} | "
+                        f"{_fmt(lk['recording'])} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def _plots(out: Path, name: str, cv, lodo, ext, histories) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for label, df in (("(a) CV pooled", cv), ("(b) LODO pooled", lodo),
+                      ("(c) PASCAL set_a", ext[ext.database == "set_a"]), ("(c) PASCAL set_b", ext[ext.database == "set_b"])):
+        df = df.dropna(subset=["p"])
+        if df["y"].nunique() == 2:
+            RocCurveDisplay.from_predictions(df["y"], df["p"], name=label, ax=ax)
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_title(f"ROC, recording level ({name})")
+    fig.tight_layout()
+    fig.savefig(out / f"roc_{name}.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for ax, (label, df) in zip(axes, (("(a) CV", cv), ("(b) LODO", lodo), ("(c) PASCAL", ext))):
+        df = df.dropna(subset=["p"])
+        ConfusionMatrixDisplay.from_predictions(df["y"], (df["p"] >= df["threshold"]).astype(int), ax=ax,
+                                                display_labels=["normal", "abnormal"], colorbar=False)
+        ax.set_title(label)
+    fig.suptitle(f"Confusion matrices ({name})")
+    fig.tight_layout()
+    fig.savefig(out / f"confusion_{name}.png", dpi=110)
+    plt.close(fig)
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for h in histories:
+        a1.plot([e["epoch"] for e in h], [e["loss"] for e in h], alpha=0.6)
+        a2.plot([e["epoch"] for e in h], [e.get("val_auroc", np.nan) for e in h], alpha=0.6)
+    a1.set(title="training loss (each line one model)", xlabel="epoch")
+    a2.set(title="inner-validation AUROC", xlabel="epoch")
+    fig.tight_layout()
+    fig.savefig(out / f"curves_{name}.png", dpi=110)
+    plt.close(fig)

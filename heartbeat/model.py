@@ -1,0 +1,128 @@
+"""The network, and the model bundle the app ships: one folder, one door (`load_model`).
+
+A bundle is `model.tflite` (the CNN, run through LiteRT: ~1 ms a window, no TensorFlow at serving)
+and `bundle.json` (feature settings, calibration, decision threshold, training facts). The feature
+settings travel with the weights, so inference cannot drift from training.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureConfig
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "heartbeat"
+
+
+def build_cnn(input_shape, variant: str = "cnn", seed: int = 0):
+    """Keras CNN on one heat-map window. Output: one logit, positive = abnormal.
+
+    "baseline": the original notebooks' network (4 blocks of 2x2 conv + 2x2 max-pool + dropout 0.2,
+    global average pooling, dense softmax over two classes), kept to measure what ours improves on.
+    "cnn": ours: 3x3 convolutions with batch norm (the device's gain and tilt vary; BN keeps every block
+    in range), dropout growing with depth, global average pooling over time *and* frequency.
+    """
+    import keras
+    from keras import layers
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    if variant == "baseline":
+        for filters in (16, 32, 64, 128):
+            x = layers.Conv2D(filters, 2, padding="same", activation="relu")(x)
+            x = layers.MaxPooling2D(2, padding="same")(x)
+            x = layers.Dropout(0.2)(x)
+        x = layers.GlobalAveragePooling2D()(x)
+        probs = layers.Dense(2, activation="softmax")(x)
+        # The same two-class softmax expressed as one logit, so both variants score alike.
+        logit = layers.Lambda(lambda p: keras.ops.log(p[:, 1:2] + 1e-7) - keras.ops.log(p[:, 0:1] + 1e-7))(probs)
+        return keras.Model(inputs, logit, name="baseline")
+    if variant != "cnn":
+        raise ValueError(f"unknown variant {variant!r}")
+    for filters, drop in ((16, 0.1), (32, 0.1), (48, 0.2), (64, 0.3)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2, padding="same")(x)
+        x = layers.SpatialDropout2D(drop)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    logit = layers.Dense(1)(x)
+    return keras.Model(inputs, logit, name="cnn")
+
+
+@dataclass
+class Calibration:
+    """Platt scaling of the recording logit: p_abnormal = sigmoid(a * z + b), fitted on held-out data."""
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, z):
+        return 1.0 / (1.0 + np.exp(-(self.a * np.asarray(z, np.float64) + self.b)))
+
+
+@dataclass
+class Bundle:
+    features: FeatureConfig
+    calibration: Calibration
+    threshold: float                  # on calibrated p_abnormal; at or above it the answer is "abnormal"
+    info: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"features": self.features.to_dict(), "calibration": vars(self.calibration),
+                           "threshold": self.threshold, "info": self.info}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Bundle":
+        d = json.loads(text)
+        return cls(FeatureConfig.from_dict(d["features"]), Calibration(**d["calibration"]),
+                   float(d["threshold"]), d.get("info", {}))
+
+
+def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path) -> Path:
+    """Convert the Keras network to TFLite (float32) and write it beside its settings."""
+    import tensorflow as tf
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    (out / "model.tflite").write_bytes(converter.convert())
+    (out / "bundle.json").write_text(bundle.to_json())
+    return out
+
+
+class HeartModel:
+    """A loaded bundle: scores windows with LiteRT and turns window scores into a calibrated probability."""
+
+    def __init__(self, tflite_path: Path, bundle: Bundle):
+        from ai_edge_litert.interpreter import Interpreter
+        self.bundle = bundle
+        self.features = bundle.features
+        self._interp = Interpreter(model_path=str(tflite_path), num_threads=1)
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+        self._batch = None
+
+    def window_logits(self, windows: np.ndarray) -> np.ndarray:
+        """(n, coeffs, frames, 1) heat-map windows -> n logits (positive = abnormal)."""
+        if len(windows) != self._batch:
+            self._interp.resize_tensor_input(self._in, windows.shape, strict=False)
+            self._interp.allocate_tensors()
+            self._batch = len(windows)
+        self._interp.set_tensor(self._in, np.ascontiguousarray(windows, np.float32))
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out)[:, 0].copy()
+
+    def p_abnormal(self, window_logits: np.ndarray) -> float:
+        """Recording-level calibrated probability: the mean window logit through Platt scaling."""
+        return float(self.bundle.calibration(np.mean(window_logits)))
+
+
+def load_model(path: str | Path | None = None) -> HeartModel:
+    """The one door to weights: a bundle folder (default: the model shipped in models/heartbeat)."""
+    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    if not (folder / "model.tflite").exists() or not (folder / "bundle.json").exists():
+        raise FileNotFoundError(f"No model bundle (model.tflite + bundle.json) in {folder}")
+    return HeartModel(folder / "model.tflite", Bundle.from_json((folder / "bundle.json").read_text()))

@@ -1,0 +1,226 @@
+"""Training: cached window features, device-mimicking augmentation, balanced sampling, and the
+threshold and calibration chosen on recordings the network never trained on.
+
+The PhysioNet-challenge contract in three functions: `train_model` (table -> Trained), `save_bundle` /
+`load_model` (model.py), and `classify` (predict.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+from tqdm import tqdm
+
+from .audio import load_audio
+from .features import FeatureConfig, extract
+from .model import Bundle, Calibration, build_cnn
+
+CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
+AUGMENT_VERSION = 1  # bump when augment() changes, so cached features are recomputed
+
+
+@dataclass
+class TrainSettings:
+    variant: str = "cnn"              # "cnn" (ours) or "baseline" (the original notebooks' network)
+    epochs: int = 12
+    windows_per_epoch: int = 16384    # drawn afresh each epoch by the sampling weights
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    augment_copies: int = 2           # augmented renditions of each training recording, besides the clean one
+    balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
+    val_fraction: float = 0.15        # recordings held out for early stopping, threshold and calibration
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class Trained:
+    keras_model: object
+    bundle: Bundle
+    history: list = field(default_factory=list)   # per epoch: loss, val AUROC, val MAcc
+
+
+# ---------------------------------------------------------------- augmentation ----
+
+def augment(audio: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Another device and another room: time shift, random band limits, gain, coloured noise."""
+    x = audio[rng.integers(0, int(1.5 * sr)):]                       # time shift: windows fall elsewhere
+    low, high = rng.uniform(15, 90), min(rng.uniform(180, 950), 0.45 * sr)
+    sos = signal.butter(int(rng.integers(1, 4)), [low, high], btype="bandpass", fs=sr, output="sos")
+    x = signal.sosfilt(sos, x)                                        # a different chest piece / microphone
+    x = x * 10 ** (rng.uniform(-20, 20) / 20)
+    spectrum = np.fft.rfft(rng.standard_normal(len(x)))
+    freqs = np.fft.rfftfreq(len(x), 1 / sr)
+    spectrum[1:] /= freqs[1:] ** (rng.choice([0.0, 1.0, 2.0]) / 2)     # white, pink or brown
+    noise = np.fft.irfft(spectrum, n=len(x))
+    snr_db = rng.uniform(5, 30)
+    noise *= np.sqrt(np.mean(x ** 2) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
+    return (x + noise).astype(np.float32)
+
+
+# ---------------------------------------------------------------- features, cached ----
+
+def _featurize_one(job) -> np.ndarray:
+    path, cfg, copy, seed, out = job
+    audio = load_audio(path, cfg.sample_rate, min_seconds=0)
+    if copy > 0:
+        audio = augment(audio, cfg.sample_rate, np.random.default_rng([seed, copy, zlib.crc32(path.encode())]))
+    windows = extract(audio, cfg)[0].astype(np.float16)
+    np.save(out, windows)
+    return windows
+
+
+def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of every recording (copy 0 clean, 1.. augmented) and each window's recording index.
+
+    Cached one file per recording under .cache/features/, keyed by everything that changes the result,
+    so any subset of recordings (a fold, an external set) reuses what was computed before.
+    """
+    paths = [str(p) for p in paths]
+    key = json.dumps([cfg.to_dict(), copy, seed if copy else 0, AUGMENT_VERSION if copy else 0])
+    folder = CACHE_DIR / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
+    todo = [(p, cfg, copy, seed, f) for p, f in zip(paths, files) if not f.exists()]
+    if todo:
+        desc = f"features ({'clean' if copy == 0 else f'augmented #{copy}'})"
+        with Pool(workers) as pool:
+            for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
+                          leave=False):
+                pass
+    parts = [np.load(f) for f in files]
+    X = np.concatenate(parts) if parts else np.zeros((0, *cfg.input_shape), np.float16)
+    rec = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    return X, rec
+
+
+# ---------------------------------------------------------------- scoring helpers ----
+
+def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: int) -> np.ndarray:
+    """Mean window logit per recording (NaN for recordings too short to hold one window)."""
+    z = np.concatenate([keras_model(X[i:i + 2048].astype(np.float32), training=False).numpy()[:, 0]
+                        for i in range(0, len(X), 2048)]) if len(X) else np.zeros(0)
+    sums = np.bincount(rec, weights=z, minlength=n_recordings)
+    counts = np.bincount(rec, minlength=n_recordings)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The probability cut that maximises MAcc = (Se + Sp) / 2 on held-out recordings."""
+    from sklearn.metrics import roc_curve
+    fpr, tpr, thr = roc_curve(y, p)
+    best = np.argmax(tpr - fpr)
+    return float(np.clip(thr[best], 1e-6, 1 - 1e-6))
+
+
+def fit_calibration(y: np.ndarray, z: np.ndarray) -> Calibration:
+    """Platt scaling on held-out recording logits (a near-unregularised 1-D logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+    lr = LogisticRegression(C=1e4).fit(z.reshape(-1, 1), y)
+    return Calibration(a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+
+
+def sampling_weights(table: pd.DataFrame, balance: str) -> np.ndarray:
+    """Per-recording weight. "database": each (database, label) cell counts alike within its database,
+    and databases by the square root of their size, so training-e (two thirds of PhysioNet, and recorded
+    on one device for normals and another for abnormals) cannot dominate. "class": labels alike."""
+    if balance == "class":
+        return (1.0 / table.groupby("label")["label"].transform("size")).to_numpy()
+    cell = table.groupby(["database", "label"])["label"].transform("size")
+    labels_in_db = table.groupby("database")["label"].transform("nunique")
+    db_size = table.groupby("database")["label"].transform("size")
+    return (np.sqrt(db_size) / (labels_in_db * cell)).to_numpy()
+
+
+def _val_split(table: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import StratifiedGroupKFold
+    n_splits = max(2, int(round(1 / fraction)))
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    tr, va = next(cv.split(table, table["database"] + "/" + table["label"], groups=table["group"]))
+    return tr, va
+
+
+# ---------------------------------------------------------------- training ----
+
+def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_score=None):
+    """Fit a fresh network on windows X with labels y; each epoch draws `windows_per_epoch` windows with
+    probability proportional to `weight`. Keeps the epoch with the best `val_score(model)` (if given)."""
+    import keras
+    p = np.asarray(weight, np.float64) / np.sum(weight)
+    class_weight = None
+    if settings.variant == "baseline":   # the original: windows drawn uniformly, class weights on the loss
+        frac = float(np.mean(y))
+        class_weight = {0: 0.5 / (1 - frac), 1: 0.5 / frac}
+    model = build_cnn(cfg.input_shape, settings.variant, settings.seed)
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    rng = np.random.default_rng(settings.seed)
+    history, best = [], (-np.inf, None)
+    for epoch in tqdm(range(settings.epochs), desc=f"training {settings.variant}", leave=False):
+        idx = rng.choice(len(X), size=settings.windows_per_epoch, p=p)
+        h = model.fit(X[idx].astype(np.float32), y[idx], batch_size=settings.batch_size, epochs=1, verbose=0,
+                      class_weight=class_weight, shuffle=True)
+        entry = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1])}
+        if val_score is not None:
+            entry["val_auroc"] = val_score(model)
+            if entry["val_auroc"] > best[0]:
+                best = (entry["val_auroc"], model.get_weights())
+        history.append(entry)
+    if best[1] is not None:
+        model.set_weights(best[1])
+    return model, history
+
+
+def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings, log=print) -> Trained:
+    """Train on the labelled (normal/abnormal) rows of `table`; hold out a group-wise validation part
+    for early stopping, calibration and the decision threshold."""
+    table = table[table["label"].isin(["normal", "abnormal"])].reset_index(drop=True)
+    t0 = time.time()
+    tr, va = _val_split(table, settings.val_fraction, settings.seed)
+    y_all = (table["label"] == "abnormal").to_numpy(np.float32)
+    paths = table["path"].tolist()
+
+    # Windows: the clean copy of every recording, plus augmented copies of the training recordings only.
+    X0, rec0 = featurize(paths, cfg, 0, settings.seed)
+    parts = [(X0, rec0)] + [featurize(paths, cfg, c, settings.seed) for c in range(1, settings.augment_copies + 1)]
+    in_train = np.isin(np.arange(len(table)), tr)
+    X = np.concatenate([Xc[in_train[rc]] for Xc, rc in parts])
+    rec = np.concatenate([rc[in_train[rc]] for _, rc in parts])
+    val_mask = ~in_train[rec0]
+    Xv, recv = X0[val_mask], rec0[val_mask]
+
+    rec_weight = sampling_weights(table, settings.balance) if settings.variant == "cnn" else np.ones(len(table))
+    win_per_rec = np.bincount(rec, minlength=len(table))
+    yv = y_all[va]
+
+    def val_auroc(model) -> float:
+        from sklearn.metrics import roc_auc_score
+        return float(roc_auc_score(yv, recording_logits(model, Xv, recv, len(table))[va]))
+
+    model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc)
+    zv = recording_logits(model, Xv, recv, len(table))[va]
+    calibration = fit_calibration(yv, zv)
+    threshold = choose_threshold(yv, calibration(zv))
+    info = {"variant": settings.variant, "settings": settings.to_dict(), "train_seconds": round(time.time() - t0, 1),
+            "train_recordings": int(len(tr)), "val_recordings": int(len(va)), "val_auroc": max(h["val_auroc"] for h in history),
+            "databases": sorted(table["database"].unique()), "parameters": int(model.count_params())}
+    log(f"trained {settings.variant} on {len(tr)} recordings in {info['train_seconds']} s, val AUROC {info['val_auroc']:.3f}")
+    return Trained(model, Bundle(cfg, calibration, threshold, info), history)
+
+
+def score_table(trained: Trained, table: pd.DataFrame) -> np.ndarray:
+    """Calibrated p_abnormal for each row of `table` (NaN where the recording is shorter than a window)."""
+    X, rec = featurize(table["path"].tolist(), trained.bundle.features, 0)
+    return trained.bundle.calibration(recording_logits(trained.keras_model, X, rec, len(table)))

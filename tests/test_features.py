@@ -1,0 +1,75 @@
+"""Preprocessing and features: the same settings give the same maps, and the settings round-trip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from heartbeat.features import FeatureConfig, clean, extract, feature_map, windows
+from heartbeat.preprocess import bandpass, normalize, window_starts
+from conftest import heartlike
+
+
+def test_config_round_trips(tmp_path):
+    cfg = FeatureConfig(kind="logmel", n_mels=24, band_hz=(20, 450), window_s=2.5, recording_norm=False)
+    cfg.save(tmp_path / "features.json")
+    assert FeatureConfig.load(tmp_path / "features.json") == cfg
+    assert FeatureConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_config_refuses_unknown_settings():
+    with pytest.raises(ValueError, match="unknown feature settings"):
+        FeatureConfig.from_dict(FeatureConfig().to_dict() | {"n_banana": 3})
+    with pytest.raises(ValueError):
+        FeatureConfig(kind="wavelet")
+
+
+def test_bandpass_keeps_heart_band_and_drops_the_rest():
+    sr, t = 2000, np.arange(4000) / 2000
+    gain = {hz: np.std(bandpass(np.sin(2 * np.pi * hz * t), sr, 25, 400)[500:-500]) / np.std(np.sin(2 * np.pi * hz * t))
+            for hz in (5, 100, 800)}
+    assert gain[100] > 0.95 and gain[5] < 0.05 and gain[800] < 0.05
+
+
+def test_normalize_is_unit_rms_and_leaves_silence_alone():
+    x = normalize(np.random.default_rng(0).standard_normal(1000).astype(np.float32) * 7)
+    assert abs(np.sqrt(np.mean(x ** 2)) - 1) < 1e-4
+    assert not normalize(np.zeros(100, np.float32)).any()
+
+
+@pytest.mark.parametrize("n,window,hop", [(150, 150, 75), (151, 150, 75), (1000, 150, 75), (149, 150, 75)])
+def test_windows_cover_the_recording(n, window, hop):
+    starts = window_starts(n, window, hop)
+    if n < window:
+        assert len(starts) == 0
+    else:
+        assert starts[0] == 0 and starts[-1] + window == n and np.all(np.diff(starts) <= hop)
+
+
+@pytest.mark.parametrize("kind", ["mfcc", "logmel"])
+def test_extract_shapes_and_times(kind):
+    cfg = FeatureConfig(kind=kind)
+    x = heartlike(seconds=10, sr=cfg.sample_rate).astype(np.float32)
+    batch, starts = extract(x, cfg)
+    assert batch.shape[1:] == cfg.input_shape and batch.dtype == np.float32
+    assert starts[0] == 0 and abs(starts[-1] + cfg.window_s - 10) < 0.05
+    assert np.isfinite(batch).all()
+
+
+def test_recording_norm_removes_a_fixed_channel_response():
+    # A device's fixed frequency response is a per-band gain: with recording norm the maps barely change.
+    cfg = FeatureConfig()
+    x = clean(heartlike(seconds=12, sr=2000).astype(np.float32), cfg)
+    from scipy import signal
+    coloured = signal.sosfilt(signal.butter(1, 150, "lowpass", fs=2000, output="sos"), x).astype(np.float32)
+    normed = [feature_map(v, cfg) for v in (x, coloured)]
+    raw = [feature_map(v, FeatureConfig(recording_norm=False)) for v in (x, coloured)]
+    # Differences in units of each coefficient's own spread within the recording.
+    raw_diff = (np.abs(raw[0] - raw[1]) / raw[0].std(axis=1, keepdims=True)).mean()
+    assert np.abs(normed[0] - normed[1]).mean() < 0.3 * raw_diff
+
+
+def test_same_audio_same_features():
+    cfg = FeatureConfig()
+    x = heartlike(seconds=8, sr=2000).astype(np.float32)
+    np.testing.assert_array_equal(extract(x, cfg)[0], extract(x.copy(), cfg)[0])
+    assert windows(np.zeros((cfg.n_coeffs, 10), np.float32), cfg)[0].shape[0] == 0
