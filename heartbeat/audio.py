@@ -20,6 +20,7 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 2000          # Hz: heart sounds live below 1 kHz; PhysioNet 2016 is recorded at 2 kHz
+WIDEBAND_RATE = 8000        # Hz: what the quality gate sees, so speech and music above 1 kHz still show
 MIN_SECONDS = 3.0           # one analysis window; less cannot hold enough beats to judge
 MAX_SECONDS = float(os.environ.get("HEARTBEAT_MAX_SECONDS", 300))   # longer recordings are refused, not cut
 MAX_BYTES = int(os.environ.get("HEARTBEAT_MAX_BYTES", 100 * 2**20))
@@ -121,13 +122,17 @@ def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,
         raise InvalidSamplesError("The recording contains invalid sample values (NaN or infinity); "
                                   "the file was written incorrectly. Please export or record it again.")
     audio = audio.mean(axis=1) if audio.ndim == 2 else audio          # any channel count -> mono
-    if rate != sr:
-        audio = soxr.resample(audio, rate, sr, quality="HQ")
+    audio = resample(audio, rate, sr)
     duration = len(audio) / sr
     if duration < min_seconds:
         raise TooShortError(f"The recording is {duration:.1f} s long; at least {min_seconds:.0f} s is needed "
                             "to judge a heart sound. Record 10-60 seconds.")
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample(audio: np.ndarray, rate: int, sr: int) -> np.ndarray:
+    """soxr's anti-aliased HQ resampler: the only place the sample rate changes."""
+    return audio if rate == sr else soxr.resample(audio, rate, sr, quality="HQ").astype(np.float32)
 
 
 def _check_rate(rate: int) -> None:

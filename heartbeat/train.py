@@ -20,19 +20,19 @@ import pandas as pd
 from scipy import signal
 from tqdm import tqdm
 
-from .audio import load_audio
+from .audio import WIDEBAND_RATE, load_audio, resample
 from .features import FeatureConfig, extract
 from .model import Bundle, Calibration, build_cnn
 
 CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
-AUGMENT_VERSION = 1  # bump when augment() changes, so cached features are recomputed
+FEATURE_VERSION = 2  # bump when decoding or augment() changes, so cached features are recomputed
 
 
 @dataclass
 class TrainSettings:
     variant: str = "cnn"              # "cnn" (ours) or "baseline" (the original notebooks' network)
-    epochs: int = 12
-    windows_per_epoch: int = 16384    # drawn afresh each epoch by the sampling weights
+    epochs: int = 10
+    windows_per_epoch: int = 8192    # drawn afresh each epoch by the sampling weights
     batch_size: int = 128
     learning_rate: float = 1e-3
     augment_copies: int = 2           # augmented renditions of each training recording, besides the clean one
@@ -55,7 +55,7 @@ class Trained:
 
 def augment(audio: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Another device and another room: time shift, random band limits, gain, coloured noise."""
-    x = audio[rng.integers(0, int(1.5 * sr)):]                       # time shift: windows fall elsewhere
+    x = audio[rng.integers(0, min(int(1.5 * sr), len(audio) // 4) + 1):]   # time shift: windows fall elsewhere
     low, high = rng.uniform(15, 90), min(rng.uniform(180, 950), 0.45 * sr)
     sos = signal.butter(int(rng.integers(1, 4)), [low, high], btype="bandpass", fs=sr, output="sos")
     x = signal.sosfilt(sos, x)                                        # a different chest piece / microphone
@@ -73,7 +73,8 @@ def augment(audio: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def _featurize_one(job) -> np.ndarray:
     path, cfg, copy, seed, out = job
-    audio = load_audio(path, cfg.sample_rate, min_seconds=0)
+    # Decoded exactly as predict.read() + classify() do: wideband first, then the model's rate.
+    audio = resample(load_audio(path, WIDEBAND_RATE, min_seconds=0), WIDEBAND_RATE, cfg.sample_rate)
     if copy > 0:
         audio = augment(audio, cfg.sample_rate, np.random.default_rng([seed, copy, zlib.crc32(path.encode())]))
     windows = extract(audio, cfg)[0].astype(np.float16)
@@ -88,7 +89,7 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     so any subset of recordings (a fold, an external set) reuses what was computed before.
     """
     paths = [str(p) for p in paths]
-    key = json.dumps([cfg.to_dict(), copy, seed if copy else 0, AUGMENT_VERSION if copy else 0])
+    key = json.dumps([cfg.to_dict(), copy, seed if copy else 0, FEATURE_VERSION])
     folder = CACHE_DIR / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
@@ -97,7 +98,7 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
         desc = f"features ({'clean' if copy == 0 else f'augmented #{copy}'})"
         with Pool(workers) as pool:
             for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
-                          leave=False):
+                          leave=False, disable=None):
                 pass
     parts = [np.load(f) for f in files]
     X = np.concatenate(parts) if parts else np.zeros((0, *cfg.input_shape), np.float16)
@@ -117,10 +118,11 @@ def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: 
         return sums / counts
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """The probability cut that maximises MAcc = (Se + Sp) / 2 on held-out recordings."""
+def choose_threshold(y: np.ndarray, p: np.ndarray, weight=None) -> float:
+    """The probability cut that maximises MAcc = (Se + Sp) / 2 on held-out recordings, weighted as in
+    training so that one large database does not choose the cut for all of them."""
     from sklearn.metrics import roc_curve
-    fpr, tpr, thr = roc_curve(y, p)
+    fpr, tpr, thr = roc_curve(y, p, sample_weight=weight)
     best = np.argmax(tpr - fpr)
     return float(np.clip(thr[best], 1e-6, 1 - 1e-6))
 
@@ -168,7 +170,7 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(settings.seed)
     history, best = [], (-np.inf, None)
-    for epoch in tqdm(range(settings.epochs), desc=f"training {settings.variant}", leave=False):
+    for epoch in tqdm(range(settings.epochs), desc=f"training {settings.variant}", leave=False, disable=None):
         idx = rng.choice(len(X), size=settings.windows_per_epoch, p=p)
         h = model.fit(X[idx].astype(np.float32), y[idx], batch_size=settings.batch_size, epochs=1, verbose=0,
                       class_weight=class_weight, shuffle=True)
@@ -184,9 +186,10 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
 
 
 def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings, log=print) -> Trained:
-    """Train on the labelled (normal/abnormal) rows of `table`; hold out a group-wise validation part
-    for early stopping, calibration and the decision threshold."""
-    table = table[table["label"].isin(["normal", "abnormal"])].reset_index(drop=True)
+    """Train on the labelled (normal/abnormal) rows of `table` at least one window long; hold out a
+    group-wise validation part for early stopping, calibration and the decision threshold."""
+    table = table[table["label"].isin(["normal", "abnormal"]) & (table["duration_s"] >= cfg.window_s)]
+    table = table.reset_index(drop=True)
     t0 = time.time()
     tr, va = _val_split(table, settings.val_fraction, settings.seed)
     y_all = (table["label"] == "abnormal").to_numpy(np.float32)
@@ -200,6 +203,10 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
     rec = np.concatenate([rc[in_train[rc]] for _, rc in parts])
     val_mask = ~in_train[rec0]
     Xv, recv = X0[val_mask], rec0[val_mask]
+    # Per-epoch model selection looks at up to 4 windows per validation recording (cheap on 2 cores);
+    # calibration and the threshold then use all of them.
+    first = np.r_[0, np.flatnonzero(np.diff(recv)) + 1]
+    quick = (np.arange(len(recv)) - np.repeat(first, np.diff(np.r_[first, len(recv)]))) < 4
 
     rec_weight = sampling_weights(table, settings.balance) if settings.variant == "cnn" else np.ones(len(table))
     win_per_rec = np.bincount(rec, minlength=len(table))
@@ -207,12 +214,12 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
     def val_auroc(model) -> float:
         from sklearn.metrics import roc_auc_score
-        return float(roc_auc_score(yv, recording_logits(model, Xv, recv, len(table))[va]))
+        return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))[va]))
 
     model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc)
     zv = recording_logits(model, Xv, recv, len(table))[va]
     calibration = fit_calibration(yv, zv)
-    threshold = choose_threshold(yv, calibration(zv))
+    threshold = choose_threshold(yv, calibration(zv), rec_weight[va])
     info = {"variant": settings.variant, "settings": settings.to_dict(), "train_seconds": round(time.time() - t0, 1),
             "train_recordings": int(len(tr)), "val_recordings": int(len(va)), "val_auroc": max(h["val_auroc"] for h in history),
             "databases": sorted(table["database"].unique()), "parameters": int(model.count_params())}

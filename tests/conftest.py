@@ -53,13 +53,14 @@ def tone(seconds=5.0, sr=8000, hz=100.0, channels=1, amp=0.5) -> np.ndarray:
 
 
 def heartlike(seconds=10.0, sr=4000, bpm=72.0, seed=0) -> np.ndarray:
-    """A synthetic heart sound: S1 and S2 as decaying 50-150 Hz bursts at a steady rate, light noise."""
+    """A synthetic heart sound: S1 and S2 as decaying 60/90 Hz bursts at a steady rate, light noise.
+    Systole (S1 to S2) takes about a third of the period, as in real hearts."""
     rng = np.random.default_rng(seed)
     x = np.zeros(int(seconds * sr))
     period = 60.0 / bpm
     burst_t = np.arange(int(0.08 * sr)) / sr
     for beat in np.arange(0.2, seconds - 0.5, period):
-        for offset, hz, amp in ((0.0, 60.0, 1.0), (0.3, 90.0, 0.7)):
+        for offset, hz, amp in ((0.0, 60.0, 1.0), (0.35 * period, 90.0, 0.7)):
             start = int((beat + offset) * sr)
             burst = amp * np.sin(2 * np.pi * hz * burst_t) * np.exp(-burst_t * 40)
             x[start:start + len(burst)] += burst[: len(x) - start]
@@ -74,3 +75,8 @@ def write(path: Path, audio: np.ndarray, sr: int, **kw) -> Path:
 def encode(ffmpeg: str, src: Path, dst: Path, *args: str) -> Path:
     subprocess.run([ffmpeg, "-nostdin", "-y", "-v", "error", "-i", str(src), *args, str(dst)], check=True)
     return dst
+
+
+# scripts/ holds the negative-audio generators the gate is fitted with; tests reuse them.
+import sys as _sys  # noqa: E402
+_sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))

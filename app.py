@@ -1,0 +1,230 @@
+"""The clinician's web app: record or upload a heart sound, get normal / abnormal / no heartbeat.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--model DIR] [--share]
+
+Privacy: uploads and recordings live in a private temporary folder only while they are judged and are
+deleted right after the answer; nothing about a patient is logged; Gradio's analytics are off.
+`--share` opens an HTTPS ngrok tunnel and always puts a login in front of the app.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Gradio writes uploads here; a private folder of ours, emptied after each answer and removed on exit.
+UPLOAD_DIR = Path(tempfile.mkdtemp(prefix="heartbeat-uploads-"))
+os.environ["GRADIO_TEMP_DIR"] = str(UPLOAD_DIR)
+atexit.register(shutil.rmtree, UPLOAD_DIR, ignore_errors=True)
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+
+from heartbeat.audio import AudioError  # noqa: E402
+from heartbeat.model import load_model  # noqa: E402
+from heartbeat.predict import classify, read  # noqa: E402
+
+log = logging.getLogger("heartbeat.app")
+MAX_UPLOAD = "25mb"
+MAX_SECONDS = 120            # longer recordings are refused with a message (see heartbeat.audio)
+NOTE = ("**Screening aid, not a diagnosis.** It cannot see the patient. If the answer is abnormal, if it "
+        "does not match what you see, or if you are in doubt: refer.")
+LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat": "No heartbeat heard"}
+
+
+def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
+    """Gradio handler: (label with confidence, explanation, beats figure, heat map figure)."""
+    if not path:
+        return None, "Record or upload a heart sound first.", None, None
+    try:
+        wide = read(path, model, max_seconds=MAX_SECONDS)
+        result, fmap = classify(wide, model, keep_map=True)
+    except AudioError as e:
+        return None, f"**Could not judge this recording.** {e.message}", None, None
+    except Exception as e:  # never a traceback on the page; no patient data in the log either
+        log.error("unexpected %s while judging a recording", type(e).__name__)
+        return None, "**Something went wrong reading this recording.** Please try again or record anew.", None, None
+    finally:
+        _forget(path)
+    return _label(result), _explain(result), _beats_figure(wide, result), _map_figure(fmap, result, model)
+
+
+def _forget(path: str) -> None:
+    """Delete the upload and Gradio's per-file folder around it (only inside our private upload folder)."""
+    p = Path(path).resolve()
+    if UPLOAD_DIR in p.parents:
+        folder = p.parent if p.parent != UPLOAD_DIR else p
+        shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
+
+
+def _label(r) -> dict:
+    if r.label == "no_heartbeat":
+        return {LABEL_TEXT["no_heartbeat"]: r.confidence}
+    return {LABEL_TEXT["abnormal"]: r.p_abnormal, LABEL_TEXT["normal"]: 1 - r.p_abnormal}
+
+
+def _explain(r) -> str:
+    if r.label == "no_heartbeat":
+        return (f"### No usable heart sound\n**Why:** {r.quality_reason}.\n\nPlace the stethoscope or phone firmly "
+                "on the chest (left of the breastbone), keep still and quiet, and record 15-30 seconds.")
+    lines = [f"### {LABEL_TEXT[r.label]}",
+             f"- Chance the heart sound is abnormal: **{r.p_abnormal:.0%}** (called abnormal at "
+             f"{r.threshold:.0%} or more: the cut favours catching disease)",
+             f"- Heart rate: **{r.heart_rate_bpm:.0f} bpm**" if r.heart_rate_bpm else "- Heart rate: not steady enough to count",
+             f"- Recording quality: {r.quality_score:.0%} · {r.duration_s:.0f} s analysed in "
+             f"{len(r.windows)} windows"]
+    return "\n".join(lines)
+
+
+def _beats_figure(wide: np.ndarray, r):
+    """Waveform with S1/S2 marks, windows shaded by how abnormal they sound."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from heartbeat.audio import WIDEBAND_RATE
+    fig, ax = plt.subplots(figsize=(9, 2.6))
+    step = max(1, len(wide) // 6000)
+    t = np.arange(0, len(wide), step) / WIDEBAND_RATE
+    ax.plot(t, wide[::step], lw=0.5, color="#333")
+    for w in r.windows:
+        ax.axvspan(w["start_s"], w["end_s"], color=plt.cm.RdYlGn_r(w["p_abnormal"]), alpha=0.12, lw=0)
+    for s in r.s1_times:
+        ax.axvline(s, color="#1565c0", lw=0.8, alpha=0.8)
+    for s in r.s2_times:
+        ax.axvline(s, color="#00897b", lw=0.6, ls="--", alpha=0.8)
+    ax.set(xlabel="seconds", yticks=[], xlim=(0, len(wide) / WIDEBAND_RATE),
+           title="Sound with beats (blue S1, dashed green S2); shading: green normal-sounding, red abnormal-sounding")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _map_figure(fmap: np.ndarray, r, model):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cfg = model.features
+    fig, ax = plt.subplots(figsize=(9, 2.4))
+    ax.imshow(fmap, aspect="auto", origin="lower", cmap="magma",
+              extent=(0, fmap.shape[1] / cfg.frame_rate, 0, fmap.shape[0]))
+    ax.set(xlabel="seconds", ylabel=cfg.kind.upper(), title=f"The {cfg.kind.upper()} heat map the model saw")
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def build(model) -> gr.Blocks:
+    with gr.Blocks(title="heartbeat: heart-sound screening", delete_cache=(60, 120)) as demo:
+        gr.Markdown("## heartbeat: heart-sound screening\nRecord 15-30 seconds with the stethoscope or phone on "
+                    "the chest, or upload a recording (WAV, MP3, M4A, WEBM, OGG, FLAC, 3GP...).")
+        gr.Markdown(NOTE)
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Heart sound",
+                         max_length=MAX_SECONDS)
+        button = gr.Button("Check this heart sound", variant="primary")
+        label = gr.Label(label="Answer", num_top_classes=2)
+        explanation = gr.Markdown()
+        beats_plot = gr.Plot(label="Beats and windows")
+        map_plot = gr.Plot(label="What the model saw")
+        button.click(lambda p: answer(p, model), inputs=audio, outputs=[label, explanation, beats_plot, map_plot],
+                     concurrency_limit=2, api_name="predict")
+    demo.queue(max_size=32, default_concurrency_limit=2)
+    return demo
+
+
+def warm_up(model) -> None:
+    """The first librosa call costs seconds (lazy imports, numba): pay it at start-up, not on a patient."""
+    from heartbeat.audio import WIDEBAND_RATE
+    t = np.arange(5 * WIDEBAND_RATE) / WIDEBAND_RATE
+    classify((np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32), model)
+
+
+def login(args) -> tuple[str, str] | None:
+    """Credentials from $HEARTBEAT_AUTH ("user:password") or --auth-file; with --share and none given,
+    a strong password is generated and printed once."""
+    text = os.environ.get("HEARTBEAT_AUTH") or (Path(args.auth_file).read_text().strip() if args.auth_file else "")
+    if text:
+        user, _, password = text.partition(":")
+        if not user or len(password) < 8:
+            sys.exit("HEARTBEAT_AUTH / --auth-file must be 'user:password' with a password of 8 or more characters")
+        return user, password
+    if args.share:
+        user, password = "clinician", secrets.token_urlsafe(12)
+        print(f"Public link login: user '{user}', password '{password}' (shown once; set HEARTBEAT_AUTH to choose)")
+        return user, password
+    return None
+
+
+def open_tunnel(port: int, auth: tuple[str, str]) -> str | None:
+    """An HTTPS ngrok tunnel to the app (token from $NGROK_AUTHTOKEN), with the login enforced at ngrok's
+    edge as a basic-auth traffic policy (and again by the app). Returns the public URL, or None after
+    saying plainly why not; the app keeps serving locally either way."""
+    import json
+    if not os.environ.get("NGROK_AUTHTOKEN"):
+        print("Not sharing: NGROK_AUTHTOKEN is not set (get one at ngrok.com). Serving locally only.")
+        return None
+    from pyngrok import ngrok
+    from pyngrok.exception import PyngrokError
+    policy = {"on_http_request": [{"actions": [{"type": "basic-auth",
+                                                "config": {"credentials": [f"{auth[0]}:{auth[1]}"]}}]}]}
+    try:
+        tunnel = ngrok.connect(str(port), "http", traffic_policy=json.dumps(policy))
+    except PyngrokError as e:
+        print(f"Not sharing: the ngrok agent could not start ({type(e).__name__}: {str(e).splitlines()[0][:160]}). "
+              "Serving locally only.")
+        return None
+    atexit.register(_close_tunnel, tunnel.public_url)
+    url = tunnel.public_url.replace("http://", "https://")
+    print(f"Public HTTPS link: {url}")
+    return url
+
+
+def _close_tunnel(url: str) -> None:
+    from pyngrok import ngrok
+    try:
+        ngrok.disconnect(url)
+        ngrok.kill()
+    except Exception:
+        pass
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="heartbeat web app")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--model", help="model bundle folder (default: models/heartbeat)")
+    parser.add_argument("--share", action="store_true", help="public HTTPS link through ngrok, behind a login")
+    parser.add_argument("--auth-file", help="file holding 'user:password'")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    model = load_model(args.model)
+    warm_up(model)
+    auth = login(args)
+    demo = build(model)
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, max_file_size=MAX_UPLOAD,
+                show_error=False, prevent_thread_lock=True, quiet=True)
+    print(f"heartbeat is ready on http://{args.host}:{args.port}", flush=True)
+    if args.share:
+        open_tunnel(args.port, auth)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # so atexit closes the tunnel on `kill`
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Command line: python -m heartbeat {predict,train,evaluate,serve} ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_predict(args) -> int:
+    from .predict import predict_files
+    failures = 0
+    for result in predict_files(args.files, model_path=args.model):
+        failures += "error" in result
+        print(json.dumps(result) if args.json else _human(result), flush=True)
+    return 1 if failures and failures == len(args.files) else 0
+
+
+def _human(r: dict) -> str:
+    if "error" in r:
+        return f"{r['path']}: could not judge: {r['error']}"
+    text = f"{r['path']}: {r['label'].replace('_', ' ')} (confidence {r['confidence']:.0%})"
+    if r.get("heart_rate_bpm"):
+        text += f", heart rate {r['heart_rate_bpm']:.0f} bpm"
+    if r["label"] == "no_heartbeat":
+        text += f": {r['quality_reason']}"
+    return text
+
+
+def cmd_train(args) -> int:
+    from .datasets import load_table, select
+    from .evaluate import RECIPES
+    from .model import save_bundle
+    from .train import TrainSettings, train_model
+    table = select(load_table(args.data), args.databases, ["normal", "abnormal"])
+    if args.limit:   # a smoke run: a few recordings of each label
+        import pandas as pd
+        table = pd.concat([g.sample(min(len(g), args.limit // 2), random_state=0) for _, g in table.groupby("label")])
+    cfg, settings = RECIPES[args.recipe]
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("windows_per_epoch", args.windows_per_epoch),
+                                   ("augment_copies", args.augment_copies), ("seed", args.seed)) if v is not None}
+    settings = TrainSettings(**(settings.to_dict() | overrides))
+    trained = train_model(table, cfg, settings)
+    out = save_bundle(trained.keras_model, trained.bundle, args.out)
+    (out / "history.json").write_text(json.dumps(trained.history, indent=2))
+    print(f"saved {out} ({(out / 'model.tflite').stat().st_size / 1024:.0f} KB)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .datasets import load_table
+    from .evaluate import run_all
+    results = run_all(load_table(args.data), Path(args.out), recipes=args.recipes, folds=args.folds,
+                      epochs=args.epochs)
+    print((Path(args.out) / "results.md").read_text())
+    return 0 if results else 1
+
+
+def cmd_serve(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import app
+    return app.main(args.rest)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="heartbeat", description="Heart-sound screening: normal, abnormal "
+                                     "or no heartbeat. A screening aid, not a diagnosis.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="judge recordings; one line (or JSON object) per file")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--model", help="model bundle folder (default: the bundled model)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("train", help="train a model bundle on the labelled recordings")
+    p.add_argument("--out", default="models/heartbeat")
+    p.add_argument("--data", help="data root (default: $HEARTBEAT_DATA or ../shared/data)")
+    p.add_argument("--databases", nargs="+", default=None, help="sub-databases to train on (default: all)")
+    p.add_argument("--recipe", default="ours", choices=["ours", "baseline"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--windows-per-epoch", type=int)
+    p.add_argument("--augment-copies", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--limit", type=int, help="smoke run: train on this many recordings only")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="every protocol (CV, leave-one-database-out, external, leaky) -> reports/")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--data")
+    p.add_argument("--recipes", nargs="+", default=["ours", "baseline"])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--epochs", type=int)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("serve", help="start the web app (same options as app.py)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_serve)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The quality gate: is there a usable heart sound in this recording, and if not, why not.
+
+Two hard rules give the plainest reasons (silent, clipped). Then a logistic regression on a handful of
+signal measurements, fitted by scripts/fit_quality_gate.py on real heart recordings against real and
+generated non-heart audio, gives a quality score; when it fails, the measurement that pulled the score
+down most names the reason. Its coefficients live in the model bundle (quality.json).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from .audio import WIDEBAND_RATE
+from .beats import Beats, find_beats
+from .features import FeatureConfig, clean
+
+SILENT_DBFS = -55.0        # below this RMS level nothing audible was recorded
+CLIPPED_FRACTION = 0.05    # more than 5% of samples at full scale: the input was overdriven
+
+# Each measurement, and what it means for a clinician when it is what failed the recording.
+MEASUREMENTS = {
+    "periodicity": "no steady heart rhythm was found",
+    "heart_band": "most of the sound is above the heart-sound band (speech, music or other noise)",
+    "flatness": "the recording is mostly noise",
+    "tonality": "a steady tone or hum covers the recording",
+    "impulsiveness": "no distinct heart sounds (S1/S2) were found",
+    "level_db": "the recording is very quiet",
+    "high_band": "much of the sound is high-pitched (speech, music or hiss), not heart sounds",
+}
+REASONS = {"silent": "the recording is silent or far too quiet: place the stethoscope or microphone on the chest",
+           "clipped": "the recording is overdriven (clipping): lower the input volume and record again"}
+
+
+@dataclass
+class Quality:
+    usable: bool
+    score: float            # 0..1: how sure the gate is that a usable heart sound is present
+    reason: str | None      # why not, in plain words (None when usable)
+    measurements: dict
+
+
+def measure(audio: np.ndarray, sample_rate: int, beats: Beats, wideband: np.ndarray | None = None) -> dict:
+    """Signal measurements of the raw audio (before band-pass and normalisation) and its beat analysis.
+    `wideband` is the same recording at WIDEBAND_RATE: its share of energy above 1 kHz (speech, music,
+    hiss) is invisible at the model's 2 kHz. A 2 kHz original has none, and counts as 0."""
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    freqs, psd = signal.welch(audio, fs=sample_rate, nperseg=min(len(audio), 512))
+    band = (freqs >= 20) & (freqs <= min(1000, sample_rate / 2))
+    p = psd[band] + 1e-20
+    heart = p[freqs[band] <= 200].sum() / p.sum()
+    flatness = float(np.exp(np.mean(np.log(p))) / np.mean(p))
+    tonality = float(np.max(p) / p.sum())
+    # Impulsiveness: heart sounds are short loud events; a high envelope crest factor says so.
+    env = np.abs(signal.hilbert(audio - audio.mean()))
+    frames = env[: len(env) // 40 * 40].reshape(-1, 40).mean(axis=1)   # 20 ms frames at 2 kHz
+    impulsiveness = float((np.percentile(frames, 95) + 1e-9) / (np.median(frames) + 1e-9))
+    high = 0.0
+    if wideband is not None and len(wideband):
+        f, pw = signal.welch(wideband, fs=WIDEBAND_RATE, nperseg=min(len(wideband), 1024))
+        high = float(pw[f > 1000].sum() / (pw[f > 20].sum() + 1e-20))
+    return {"level_db": 20 * np.log10(rms + 1e-12), "clipped": float(np.mean(np.abs(audio) >= 0.98)),
+            "high_band": high,
+            "periodicity": beats.periodicity, "heart_band": float(heart), "flatness": flatness,
+            "tonality": tonality, "impulsiveness": float(np.log(impulsiveness))}
+
+
+def analyse(audio: np.ndarray, cfg: FeatureConfig, wideband: np.ndarray | None = None) -> tuple[dict, Beats, np.ndarray]:
+    """Measurements, beats and the cleaned signal of audio at cfg.sample_rate (cleaned once, used thrice)."""
+    cleaned = clean(audio, cfg)
+    beats = find_beats(cleaned, cfg.sample_rate)
+    return measure(audio, cfg.sample_rate, beats, wideband), beats, cleaned
+
+
+@dataclass
+class QualityGate:
+    """Logistic regression over MEASUREMENTS (standardised), with a pass threshold."""
+    mean: dict
+    scale: dict
+    coef: dict
+    intercept: float
+    threshold: float = 0.5
+
+    @staticmethod
+    def rule(m: dict) -> str | None:
+        """The hard rules' reason, or None when neither applies."""
+        if m["level_db"] < SILENT_DBFS:
+            return REASONS["silent"]
+        if m["clipped"] > CLIPPED_FRACTION:
+            return REASONS["clipped"]
+        return None
+
+    def judge(self, m: dict) -> Quality:
+        if reason := self.rule(m):
+            return Quality(False, 0.0, reason, m)
+        contrib = {k: self.coef[k] * (m[k] - self.mean[k]) / self.scale[k] for k in MEASUREMENTS}
+        score = float(1 / (1 + np.exp(-(self.intercept + sum(contrib.values())))))
+        if score >= self.threshold:
+            return Quality(True, score, None, m)
+        worst = min(contrib, key=contrib.get)
+        return Quality(False, score, MEASUREMENTS[worst], m)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(vars(self), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QualityGate":
+        return cls(**json.loads(Path(path).read_text()))
+
+    @classmethod
+    def fit(cls, rows: list[dict], usable: np.ndarray, threshold: float = 0.5) -> "QualityGate":
+        from sklearn.linear_model import LogisticRegression
+        X = np.array([[r[k] for k in MEASUREMENTS] for r in rows])
+        mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit((X - mean) / scale, usable)
+        keys = list(MEASUREMENTS)
+        return cls(dict(zip(keys, mean.tolist())), dict(zip(keys, scale.tolist())),
+                   dict(zip(keys, lr.coef_[0].tolist())), float(lr.intercept_[0]), threshold)

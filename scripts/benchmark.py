@@ -1,0 +1,84 @@
+"""Speed of one 30 s recording through our pipeline, against the original notebooks' way, in one process.
+
+    python scripts/benchmark.py [--repeats 50]
+
+Prints medians of many runs and ratios; nothing here is a pass/fail test (these machines are noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm: first calls pay lazy imports and numba compilation
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    import librosa
+    from heartbeat.datasets import load_table, select
+    from heartbeat.features import FeatureConfig, extract
+    from heartbeat.audio import load_audio
+    from heartbeat.model import DEFAULT_MODEL_DIR, load_model
+    from heartbeat.predict import classify, read
+
+    table = select(load_table(), ["training-a"]).query("duration_s >= 30")
+    src = table["path"].iloc[0]
+    audio, sr = sf.read(src)
+    audio = audio[: 30 * sr]
+    tmp = Path(tempfile.mkdtemp())
+    wav2k = tmp / "rec_2k.wav"
+    sf.write(wav2k, audio, sr)
+    import soxr
+    wav44k = tmp / "rec_44k.wav"
+    sf.write(wav44k, soxr.resample(audio, sr, 44100), 44100)   # what a phone or browser hands us
+    cfg = FeatureConfig()
+
+    print(f"30 s recording, median of {args.repeats} runs (ms)")
+    rows = []
+    for name, path in (("2 kHz wav (PhysioNet)", wav2k), ("44.1 kHz wav (phone/browser)", wav44k)):
+        ours = median_ms(lambda: extract(load_audio(path, cfg.sample_rate), cfg), args.repeats)
+        notebook = median_ms(lambda: librosa.feature.mfcc(y=librosa.load(path)[0], sr=22050, n_mfcc=40),
+                             args.repeats)
+        rows.append((name, ours, notebook))
+        print(f"  {name}: decode+resample+features ours {ours:.1f} ms | notebook (librosa.load at 22,050 Hz "
+              f"+ MFCC) {notebook:.1f} ms | notebook/ours = {notebook / ours:.1f}x")
+
+    try:
+        model = load_model()
+    except FileNotFoundError:
+        print("  (no bundled model: skipping the end-to-end figures)")
+        return 0
+    wide = read(wav44k, model)
+    windows, _ = extract(load_audio(wav44k, cfg.sample_rate), cfg)
+    infer = median_ms(lambda: model.window_logits(windows), args.repeats)
+    e2e = median_ms(lambda: classify(read(wav44k, model), model), args.repeats)
+    classify_only = median_ms(lambda: classify(wide, model), args.repeats)
+    print(f"  model on {len(windows)} windows (LiteRT): {infer:.1f} ms")
+    print(f"  end to end from a 44.1 kHz file (decode, gate, beats, features, model): {e2e:.1f} ms "
+          f"(classify alone {classify_only:.1f} ms)")
+    print(f"  model file: {(DEFAULT_MODEL_DIR / 'model.tflite').stat().st_size / 1024:.0f} KB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The web app through its API (gradio_client), its tunnel (a stand-in ngrok agent), and a real browser."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import encode, heartlike, need, write
+
+ROOT = Path(__file__).resolve().parents[1]
+AUTH = ("nurse", "correct-horse-battery")
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`python app.py` on a free port; stopped by its own PID."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = tmp / f"server-{self.port}.log"
+        full_env = os.environ | {"TMPDIR": str(tmp)} | (env or {})
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+                                     cwd=ROOT, env=full_env, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 90
+        while "is ready on" not in self.log.read_text():
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError(f"app did not start:\n{self.log.read_text()}")
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tmp_module(tmp_path_factory):
+    return tmp_path_factory.mktemp("app")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_module):
+    s = Server(tmp_module, env={"HEARTBEAT_AUTH": ":".join(AUTH)})
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+    return Client(server.url, auth=AUTH, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_module, ffmpeg, data_root):
+    """A real heart recording as wav, m4a (iPhone) and webm (browser)."""
+    import soundfile as sf
+    src = data_root / "physionet2016" / "training-a" / "a0001.flac"
+    x, sr = sf.read(src)
+    wav = write(tmp_module / "heart.wav", x[: 20 * sr], sr)
+    return {"wav": wav, "m4a": encode(ffmpeg, wav, tmp_module / "heart.m4a", "-c:a", "aac"),
+            "webm": encode(ffmpeg, wav, tmp_module / "heart.webm", "-c:a", "libopus")}
+
+
+def ask(client, path):
+    from gradio_client import handle_file
+    return client.predict(handle_file(str(path)), api_name="/predict")
+
+
+def label_of(out) -> str:
+    return out[0]["label"] if out[0] else ""
+
+
+@pytest.mark.parametrize("fmt", ["wav", "m4a", "webm"])
+def test_round_trip(client, recordings, fmt):
+    out = ask(client, recordings[fmt])
+    assert label_of(out) in ("Normal", "Abnormal: refer"), out[1]
+    assert "Heart rate" in out[1]
+
+
+def test_bad_file_gets_a_message_not_a_traceback(client, tmp_module):
+    bad = tmp_module / "notes.wav"
+    bad.write_text("not audio at all\n" * 20)
+    out = ask(client, bad)
+    assert out[0] is None and "Could not judge" in out[1] and "Traceback" not in out[1]
+
+
+def test_silence_says_no_heartbeat(client, tmp_module):
+    out = ask(client, write(tmp_module / "quiet.wav", np.zeros(8000 * 10), 8000))
+    assert label_of(out) == "No heartbeat heard" and "silent" in out[1]
+
+
+def test_login_is_enforced(server):
+    from gradio_client import Client
+    with pytest.raises(Exception):
+        Client(server.url, verbose=False)
+    import urllib.request
+    import urllib.error
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(server.url + "gradio_api/info")
+    assert err.value.code in (401, 403)
+
+
+def test_oversize_upload_is_rejected(client, tmp_module):
+    big = tmp_module / "big.wav"
+    write(big, np.zeros(4_000_000 * 2), 44100, subtype="PCM_24")   # ~24 MB of samples + header > 25 MB?
+    with big.open("ab") as f:
+        f.write(bytes(3 * 2**20))
+    assert big.stat().st_size > 25 * 2**20
+    with pytest.raises(Exception) as err:
+        ask(client, big)
+    assert "413" in str(err.value) or "large" in str(err.value).lower() or "size" in str(err.value).lower()
+
+
+def test_eight_concurrent_requests(client, recordings):
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: ask(client, recordings["wav"]), range(8)))
+    assert all(label_of(o) in ("Normal", "Abnormal: refer") for o in outs)
+
+
+def test_no_audio_is_kept(server, client, recordings):
+    """The server's whole temporary space (TMPDIR points into the test folder) holds no audio afterwards."""
+    ask(client, recordings["m4a"])
+    ask(client, recordings["webm"])
+    time.sleep(0.5)
+    kept = [p for p in server.log.parent.glob("heartbeat-uploads-*/**/*") if p.is_file()]
+    assert not kept, kept
+
+
+# ------------------------------------------------------------------ tunnel ----
+
+def fake_agent(tmp: Path) -> Path:
+    agent = tmp / "ngrok"
+    agent.write_text(f"#!{sys.executable}\n" + (ROOT / "tests" / "fake_ngrok.py").read_text())
+    agent.chmod(0o755)
+    return agent
+
+
+def test_share_opens_a_tunnel_with_login_and_closes_it(tmp_path):
+    calls = tmp_path / "ngrok-calls.jsonl"
+    env = {"PYNGROK_NGROK_PATH": str(fake_agent(tmp_path)), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "NGROK_AUTHTOKEN": "test-token", "FAKE_NGROK_LOG": str(calls), "HEARTBEAT_AUTH": ":".join(AUTH)}
+    s = Server(tmp_path, "--share", env=env)
+    deadline = time.time() + 30
+    while "Public HTTPS link: https://" not in s.output() and time.time() < deadline:
+        time.sleep(0.2)
+    assert "Public HTTPS link: https://" in s.output(), s.output()
+    s.stop()
+    requests = [json.loads(line) for line in calls.read_text().splitlines()]
+    start = next(r for r in requests if r["method"] == "START")
+    assert "test-token" in start["args"]
+    post = next(r for r in requests if r["method"] == "POST")
+    assert post["body"]["upstream"]["url"].endswith(f":{s.port}")
+    policy = json.loads(post["body"]["traffic_policy"])
+    action = policy["on_http_request"][0]["actions"][0]
+    assert action["type"] == "basic-auth" and action["config"]["credentials"] == [":".join(AUTH)]
+    assert any(r["method"] == "DELETE" for r in requests), "tunnel not closed on exit"
+
+
+def test_share_without_credentials_generates_a_password(tmp_path):
+    env = {"PYNGROK_NGROK_PATH": str(fake_agent(tmp_path)), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "NGROK_AUTHTOKEN": "test-token", "FAKE_NGROK_LOG": str(tmp_path / "calls.jsonl"), "HEARTBEAT_AUTH": ""}
+    s = Server(tmp_path, "--share", env=env)
+    s.stop()
+    line = next(l for l in s.output().splitlines() if "Public link login" in l)
+    password = line.split("password '")[1].split("'")[0]
+    assert len(password) >= 16
+
+
+def test_missing_agent_says_so_and_keeps_serving(tmp_path):
+    env = {"PYNGROK_NGROK_PATH": str(tmp_path / "no-such-ngrok"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "NGROK_AUTHTOKEN": "test-token", "HEARTBEAT_AUTH": ":".join(AUTH)}
+    s = Server(tmp_path, "--share", env=env)
+    try:
+        deadline = time.time() + 30
+        while "Not sharing" not in s.output() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "Not sharing: the ngrok agent could not start" in s.output()
+        from gradio_client import Client
+        out = Client(s.url, auth=AUTH, verbose=False).predict(None, api_name="/predict")
+        assert "Record or upload" in out[1]
+    finally:
+        s.stop()
+
+
+def test_missing_token_says_so(tmp_path):
+    s = Server(tmp_path, "--share", env={"NGROK_AUTHTOKEN": "", "HEARTBEAT_AUTH": ":".join(AUTH)})
+    s.stop()
+    assert "NGROK_AUTHTOKEN is not set" in s.output()

@@ -1,0 +1,91 @@
+"""The one result: labels, confidences, no-heartbeat reasons, and the predict command line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from heartbeat.__main__ import main
+from heartbeat.audio import WIDEBAND_RATE
+from heartbeat.model import load_model
+from heartbeat.predict import classify, predict_files, read
+from heartbeat.quality import REASONS
+from conftest import heartlike, need, write
+
+SR = WIDEBAND_RATE
+
+
+@pytest.fixture(scope="module")
+def model():
+    try:
+        return load_model()
+    except FileNotFoundError as e:
+        need(False, f"the bundled model ({e})")
+
+
+def judge(x, model):
+    return classify(np.asarray(x, np.float32), model)
+
+
+def test_real_heart_recordings_pass_and_get_an_answer(model, table):
+    for db in ("training-a", "training-e", "set_a", "set_b"):
+        rows = table[(table.database == db) & (table.label == "normal") & (table.duration_s > 6)].head(3)
+        for path in rows["path"]:
+            r = judge(read(path, model), model)
+            assert r.label in ("normal", "abnormal"), (path, r.quality_reason)
+            assert 0 <= r.p_abnormal <= 1 and 0.5 <= r.confidence <= 1 or r.label == "abnormal"
+            assert r.windows and all(0 <= w["p_abnormal"] <= 1 for w in r.windows)
+            assert r.heart_rate_bpm is None or 30 <= r.heart_rate_bpm <= 200
+
+
+def test_confidence_matches_the_label(model, table):
+    path = table[table.database == "training-a"]["path"].iloc[0]
+    r = judge(read(path, model), model)
+    expected = r.p_abnormal if r.label == "abnormal" else 1 - r.p_abnormal
+    assert r.confidence == pytest.approx(expected, abs=1e-3)
+    assert (r.label == "abnormal") == (r.p_abnormal >= r.threshold)
+
+
+def test_silence_says_silent(model):
+    r = judge(np.zeros(10 * SR), model)
+    assert r.label == "no_heartbeat" and r.quality_reason == REASONS["silent"] and r.p_abnormal is None
+
+
+def test_clipping_says_clipped(model):
+    r = judge(np.clip(heartlike(10, SR) * 40, -1, 1), model)
+    assert r.label == "no_heartbeat" and r.quality_reason == REASONS["clipped"]
+
+
+@pytest.mark.parametrize("kind", ["white_noise", "tone", "mains_hum", "music_like", "rubbing", "speech"])
+def test_non_heart_sounds_say_no_heartbeat(model, kind):
+    import negatives
+    from heartbeat.audio import resample
+    if kind == "speech":
+        x = negatives.speech(0, 10)
+        need(x is not None, "espeak-ng (Debian package) for speech")
+    else:
+        x = getattr(negatives, kind)(np.random.default_rng(7), 10)
+    r = judge(resample(x.astype(np.float32), negatives.SR, SR), model)
+    assert r.label == "no_heartbeat", (kind, r.quality_score)
+    assert r.quality_reason and r.confidence > 0.5 and not r.windows
+
+
+def test_predict_json_lines(model, table, tmp_path, capsys):
+    good = table[table.database == "training-b"]["path"].iloc[0]
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00")
+    short = write(tmp_path / "short.wav", np.zeros(4000), 4000)
+    assert main(["predict", "--json", good, str(bad), str(short)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["path"] for x in lines] == [good, str(bad), str(short)]
+    assert {"label", "confidence", "p_abnormal", "heart_rate_bpm", "quality_score", "windows"} <= set(lines[0])
+    assert lines[1]["error_code"] == "corrupt" and "error" in lines[1] and "label" not in lines[1]
+    assert lines[2]["error_code"] == "too_short"
+
+
+def test_predict_files_keeps_going_after_a_bad_file(model, tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    ok = write(tmp_path / "ok.wav", heartlike(8, SR), SR)
+    out = list(predict_files([tmp_path / "empty.wav", ok], model=model))
+    assert out[0]["error_code"] == "empty" and "label" in out[1]
