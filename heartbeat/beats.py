@@ -25,12 +25,18 @@ class Beats:
 
 
 def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Shannon-energy envelope at ENVELOPE_RATE Hz, zero-mean and unit-variance."""
+    """Shannon-energy envelope at ENVELOPE_RATE Hz, zero-mean and unit-variance.
+
+    Energy is averaged over 20 ms blocks first and smoothed (8 Hz low-pass) at the envelope's own rate:
+    the same envelope as filtering at the audio rate, at a fraction of the cost.
+    """
     x = clean_audio / (np.max(np.abs(clean_audio)) + 1e-12)
     energy = -(x ** 2) * np.log(x ** 2 + 1e-12)                         # Shannon energy: favours mid-level peaks
-    sos = signal.butter(2, 8.0, "lowpass", fs=sample_rate, output="sos")
-    smooth = signal.sosfiltfilt(sos, energy)
-    env = signal.resample_poly(smooth, ENVELOPE_RATE, sample_rate)
+    block = sample_rate // ENVELOPE_RATE
+    blocks = energy[: len(energy) // block * block].reshape(-1, block).mean(axis=1)
+    if len(blocks) < 16:
+        return np.zeros(len(blocks), np.float32)
+    env = signal.sosfiltfilt(signal.butter(2, 8.0, "lowpass", fs=ENVELOPE_RATE, output="sos"), blocks)
     return ((env - env.mean()) / (env.std() + 1e-12)).astype(np.float32)
 
 

@@ -139,9 +139,12 @@ def run_all(table: pd.DataFrame, out: Path, recipes=("ours", "baseline"), folds:
             df.to_csv(out / f"predictions_{name}_{part}.csv", index=False)
         results[name] = r
         _plots(out, name, cv, lodo, ext, cv_hist + lodo_hist)
+        # Saved after each recipe, merged with what earlier runs measured for other recipes.
+        saved = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+        saved[name] = json.loads(json.dumps(r, default=float))
+        (out / "results.json").write_text(json.dumps(saved, indent=2))
+        (out / "results.md").write_text(markdown(saved))
         log(f"{name}: done in {r['seconds']} s")
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    (out / "results.md").write_text(markdown(results))
     return results
 
 

@@ -1,6 +1,6 @@
 """Fit the quality gate and measure it, the heart-rate estimate and their cost, in one run.
 
-    python scripts/quality_gate.py            # fits, writes models/heartbeat/quality.json and reports/quality.{json,md}
+    python scripts/quality_gate.py            # fits, writes models/heartbeat/quality.json and reports/quality_gate.{json,md}
 
 Positives: every labelled normal/abnormal recording of PhysioNet 2016 and PASCAL 2011 (noisy ones too).
 Negatives: PASCAL set_a `artifact` (real), generated noise/hum/tones/music/taps/rubbing/silence,
@@ -169,8 +169,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(report, indent=2, default=float))
-    (out / "quality.md").write_text(markdown(report))
+    (out / "quality_gate.json").write_text(json.dumps(report, indent=2, default=float))
+    (out / "quality_gate.md").write_text(markdown(report))
     print(markdown(report))
     return 0
 
