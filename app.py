@@ -17,6 +17,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -43,6 +45,8 @@ LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat":
 
 def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
     """Gradio handler: (label with confidence, explanation, beats figure, heat map figure)."""
+    if path and not Path(path).exists():
+        return None, "**The recording is no longer on the server.** Please upload or record it again.", None, None
     if not path:
         return None, "Record or upload a heart sound first.", None, None
     try:
@@ -58,12 +62,38 @@ def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
     return _label(result), _explain(result), _beats_figure(wide, result), _map_figure(fmap, result, model)
 
 
+# Gradio stores identical uploads at one content-hashed path, so a recording is deleted only once no
+# request is running or waiting (an identical upload may still be queued). The sweeper checks each second.
+_answered: set[Path] = set()
+_answered_lock = threading.Lock()
+
+
 def _forget(path: str) -> None:
-    """Delete the upload and Gradio's per-file folder around it (only inside our private upload folder)."""
+    """Mark an upload answered; the sweeper deletes it (and Gradio's folder around it) when the queue is idle."""
     p = Path(path).resolve()
     if UPLOAD_DIR in p.parents:
-        folder = p.parent if p.parent != UPLOAD_DIR else p
-        shutil.rmtree(folder, ignore_errors=True) if folder.is_dir() else folder.unlink(missing_ok=True)
+        with _answered_lock:
+            _answered.add(p)
+
+
+def _queue_idle(demo) -> bool:
+    queue = getattr(demo, "_queue", None)       # Gradio's queue: no public API tells whether it is idle
+    if queue is None:
+        return True
+    return len(queue) == 0 and all(q.current_concurrency == 0 for q in queue.event_queue_per_concurrency_id.values())
+
+
+def _sweep_forever(demo, period_s: float = 1.0) -> None:
+    while True:
+        time.sleep(period_s)
+        if not _answered or not _queue_idle(demo):
+            continue
+        with _answered_lock:
+            paths = list(_answered)
+            _answered.clear()
+        for p in paths:
+            folder = p.parent if p.parent != UPLOAD_DIR else None
+            shutil.rmtree(folder, ignore_errors=True) if folder else p.unlink(missing_ok=True)
 
 
 def _label(r) -> dict:
@@ -102,7 +132,7 @@ def _beats_figure(wide: np.ndarray, r):
     for s in r.s2_times:
         ax.axvline(s, color="#00897b", lw=0.6, ls="--", alpha=0.8)
     ax.set(xlabel="seconds", yticks=[], xlim=(0, len(wide) / WIDEBAND_RATE),
-           title="Sound with beats (blue S1, dashed green S2); shading: green normal-sounding, red abnormal-sounding")
+           title="Beats: blue S1, dashed green S2. Shading: how abnormal each window sounds (green low, red high)")
     ax.title.set_fontsize(9)
     fig.tight_layout()
     plt.close(fig)
@@ -129,8 +159,9 @@ def build(model) -> gr.Blocks:
         gr.Markdown("## heartbeat: heart-sound screening\nRecord 15-30 seconds with the stethoscope or phone on "
                     "the chest, or upload a recording (WAV, MP3, M4A, WEBM, OGG, FLAC, 3GP...).")
         gr.Markdown(NOTE)
-        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Heart sound",
-                         max_length=MAX_SECONDS)
+        # type="filepath" hands us the original file (type="numpy" would convert through pydub/ffprobe).
+        # The length limit is enforced when reading (MAX_SECONDS), with a message, not by the widget.
+        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Heart sound")
         button = gr.Button("Check this heart sound", variant="primary")
         label = gr.Label(label="Answer", num_top_classes=2)
         explanation = gr.Markdown()
@@ -139,6 +170,7 @@ def build(model) -> gr.Blocks:
         button.click(lambda p: answer(p, model), inputs=audio, outputs=[label, explanation, beats_plot, map_plot],
                      concurrency_limit=2, api_name="predict")
     demo.queue(max_size=32, default_concurrency_limit=2)
+    threading.Thread(target=_sweep_forever, args=(demo,), daemon=True, name="upload-sweeper").start()
     return demo
 
 
