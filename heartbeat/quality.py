@@ -1,9 +1,10 @@
 """The quality gate: is there a usable heart sound in this recording, and if not, why not.
 
-Two hard rules give the plainest reasons (silent, clipped). Then a logistic regression on a handful of
-signal measurements, fitted by scripts/fit_quality_gate.py on real heart recordings against real and
-generated non-heart audio, gives a quality score; when it fails, the measurement that pulled the score
-down most names the reason. Its coefficients live in the model bundle (quality.json).
+Two hard rules give the plainest reasons (silent, clipped). Then shallow gradient-boosted trees on a
+handful of signal measurements, fitted by scripts/quality_gate.py on real heart recordings against real
+and generated non-heart audio, give a quality score; when it fails, the measurement most unlike heart
+recordings (in the direction non-heart audio goes) names the reason. The trees live in the model bundle
+(quality.json).
 """
 from __future__ import annotations
 
@@ -88,11 +89,12 @@ def analyse(audio: np.ndarray, cfg: FeatureConfig, wideband: np.ndarray | None =
 
 @dataclass
 class QualityGate:
-    """Logistic regression over MEASUREMENTS (standardised), with a pass threshold."""
-    mean: dict
-    scale: dict
-    coef: dict
-    intercept: float
+    """Gradient-boosted trees over MEASUREMENTS, stored as plain JSON (no pickles: they break across
+    scikit-learn versions), with a pass threshold. `reference` holds each measurement's median and spread
+    over heart recordings and the direction in which non-heart audio departs from it, to name a reason."""
+    trees: list            # per tree: nodes as [feature, threshold, left, right, value, is_leaf]
+    baseline: float
+    reference: dict        # measurement -> {"median", "scale", "direction"}
     threshold: float = 0.5
 
     @staticmethod
@@ -104,29 +106,48 @@ class QualityGate:
             return REASONS["clipped"]
         return None
 
+    def score(self, m: dict) -> float:
+        x = [m[k] for k in MEASUREMENTS]
+        raw = self.baseline
+        for nodes in self.trees:
+            i = 0
+            while not nodes[i][5]:
+                feature, threshold, left, right = nodes[i][:4]
+                i = left if x[feature] <= threshold else right
+            raw += nodes[i][4]
+        return float(1 / (1 + np.exp(-raw)))
+
     def judge(self, m: dict) -> Quality:
         if reason := self.rule(m):
             return Quality(False, 0.0, reason, m)
-        contrib = {k: self.coef[k] * (m[k] - self.mean[k]) / self.scale[k] for k in MEASUREMENTS}
-        score = float(1 / (1 + np.exp(-(self.intercept + sum(contrib.values())))))
+        score = self.score(m)
         if score >= self.threshold:
             return Quality(True, score, None, m)
-        worst = min(contrib, key=contrib.get)
-        return Quality(False, score, MEASUREMENTS[worst], m)
+        atypical = {k: r["direction"] * (m[k] - r["median"]) / r["scale"] for k, r in self.reference.items()}
+        return Quality(False, score, MEASUREMENTS[max(atypical, key=atypical.get)], m)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(vars(self), indent=2))
+        Path(path).write_text(json.dumps(vars(self)))
 
     @classmethod
     def load(cls, path: str | Path) -> "QualityGate":
         return cls(**json.loads(Path(path).read_text()))
 
     @classmethod
-    def fit(cls, rows: list[dict], usable: np.ndarray, threshold: float = 0.5) -> "QualityGate":
-        from sklearn.linear_model import LogisticRegression
+    def fit(cls, rows: list[dict], usable: np.ndarray, threshold: float = 0.5, seed: int = 0) -> "QualityGate":
+        from sklearn.ensemble import HistGradientBoostingClassifier
         X = np.array([[r[k] for k in MEASUREMENTS] for r in rows])
-        mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
-        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit((X - mean) / scale, usable)
-        keys = list(MEASUREMENTS)
-        return cls(dict(zip(keys, mean.tolist())), dict(zip(keys, scale.tolist())),
-                   dict(zip(keys, lr.coef_[0].tolist())), float(lr.intercept_[0]), threshold)
+        usable = np.asarray(usable, bool)
+        model = HistGradientBoostingClassifier(max_depth=3, class_weight="balanced", random_state=seed)
+        model.fit(X, usable)
+        trees = [[[int(n["feature_idx"]), float(n["num_threshold"]), int(n["left"]), int(n["right"]),
+                   float(n["value"]), bool(n["is_leaf"])] for n in predictors[0].nodes]
+                 for predictors in model._predictors]
+        baseline = float(np.ravel(model._baseline_prediction)[0])
+        reference = {}
+        for j, k in enumerate(MEASUREMENTS):
+            heart, other = X[usable, j], X[~usable, j]
+            q1, med, q3 = np.percentile(heart, [25, 50, 75])
+            reference[k] = {"median": float(med), "scale": float(max(q3 - q1, 1e-6)),
+                            "direction": 1.0 if np.median(other) > med else -1.0}
+        return cls(trees, baseline, reference, threshold)

@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     gate.threshold = float(min(0.5, np.quantile(scores, 0.02)))
     gate.save(Path(args.bundle) / "quality.json")
 
-    report = {"threshold": gate.threshold, "coefficients": gate.coef, "too_short_skipped": len(too_short),
+    report = {"threshold": gate.threshold, "trees": len(gate.trees), "too_short_skipped": len(too_short),
               "held_out": {}, "tuning": {}, "failed_heart_reasons": {}}
     for part, subset in (("held_out", [r for r in rows if r["held_out"]]), ("tuning", tune)):
         for kind in sorted({r["kind"] for r in subset}):

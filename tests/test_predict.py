@@ -29,14 +29,18 @@ def judge(x, model):
 
 
 def test_real_heart_recordings_pass_and_get_an_answer(model, table):
+    """Real heart recordings of four databases: nearly all pass the gate (measured: 99.6% held out, 93% of
+    iPhone set_a), and every one that passes gets a complete answer."""
+    judged = []
     for db in ("training-a", "training-e", "set_a", "set_b"):
         rows = table[(table.database == db) & (table.label == "normal") & (table.duration_s > 6)].head(3)
-        for path in rows["path"]:
-            r = judge(read(path, model), model)
-            assert r.label in ("normal", "abnormal"), (path, r.quality_reason)
-            assert 0 <= r.p_abnormal <= 1 and 0.5 <= r.confidence <= 1 or r.label == "abnormal"
-            assert r.windows and all(0 <= w["p_abnormal"] <= 1 for w in r.windows)
-            assert r.heart_rate_bpm is None or 30 <= r.heart_rate_bpm <= 200
+        judged += [judge(read(path, model), model) for path in rows["path"]]
+    passed = [r for r in judged if r.label != "no_heartbeat"]
+    assert len(passed) >= len(judged) - 1, [r.quality_reason for r in judged]
+    for r in passed:
+        assert 0 <= r.p_abnormal <= 1 and 0.5 <= r.confidence <= 1 or r.label == "abnormal"
+        assert r.windows and all(0 <= w["p_abnormal"] <= 1 for w in r.windows)
+        assert r.heart_rate_bpm is None or 30 <= r.heart_rate_bpm <= 200
 
 
 def test_confidence_matches_the_label(model, table):
@@ -89,3 +93,16 @@ def test_predict_files_keeps_going_after_a_bad_file(model, tmp_path):
     ok = write(tmp_path / "ok.wav", heartlike(8, SR), SR)
     out = list(predict_files([tmp_path / "empty.wav", ok], model=model))
     assert out[0]["error_code"] == "empty" and "label" in out[1]
+
+
+def test_gate_trees_score_like_scikit_learn():
+    """The JSON trees give scikit-learn's own probabilities (the export is exact)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from heartbeat.quality import MEASUREMENTS, QualityGate
+    rng = np.random.default_rng(0)
+    rows = [{k: float(v) for k, v in zip(MEASUREMENTS, rng.normal(size=len(MEASUREMENTS)))} for _ in range(400)]
+    usable = np.array([r["periodicity"] + 0.5 * r["heart_band"] > 0 for r in rows])
+    gate = QualityGate.fit(rows, usable)
+    X = np.array([[r[k] for k in MEASUREMENTS] for r in rows])
+    reference = HistGradientBoostingClassifier(max_depth=3, class_weight="balanced", random_state=0).fit(X, usable)
+    np.testing.assert_allclose([gate.score(r) for r in rows], reference.predict_proba(X)[:, 1], atol=1e-9)
