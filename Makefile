@@ -28,6 +28,7 @@ evaluate: setup
 
 bench: setup
 	$(PY) scripts/benchmark.py
+	$(PY) scripts/bench_app.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

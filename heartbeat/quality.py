@@ -23,14 +23,16 @@ from .features import FeatureConfig, clean
 SILENT_DBFS = -55.0        # below this RMS level nothing audible was recorded
 CLIPPED_FRACTION = 0.05    # more than 5% of samples at full scale: the input was overdriven
 
-# Each measurement, and what it means for a clinician when it is what failed the recording.
-MEASUREMENTS = {
+# The measurements the gate's trees use, in order.
+MEASUREMENTS = ("periodicity", "heart_band", "flatness", "tonality", "impulsiveness", "level_db", "high_band")
+# What a measurement means for a clinician when it is what failed the recording. Level and tonality feed
+# the trees but make poor explanations (level differs little between heart and non-heart audio; a heart
+# sound's energy is itself concentrated in few frequencies), so they never name the reason.
+EXPLANATIONS = {
     "periodicity": "no steady heart rhythm was found",
     "heart_band": "most of the sound is above the heart-sound band (speech, music or other noise)",
     "flatness": "the recording is mostly noise",
-    "tonality": "a steady tone or hum covers the recording",
-    "impulsiveness": "no distinct heart sounds (S1/S2) were found",
-    "level_db": "the recording is very quiet",
+    "impulsiveness": "no distinct heart sounds (S1/S2) were found, only a steady sound",
     "high_band": "much of the sound is high-pitched (speech, music or hiss), not heart sounds",
 }
 REASONS = {"silent": "the recording is silent or far too quiet: place the stethoscope or microphone on the chest",
@@ -94,7 +96,7 @@ class QualityGate:
     over heart recordings and the direction in which non-heart audio departs from it, to name a reason."""
     trees: list            # per tree: nodes as [feature, threshold, left, right, value, is_leaf]
     baseline: float
-    reference: dict        # measurement -> {"median", "scale", "direction"}
+    reference: dict        # measurement -> {"heart": median over heart recordings, "other": over non-heart}
     threshold: float = 0.5
 
     @staticmethod
@@ -123,8 +125,9 @@ class QualityGate:
         score = self.score(m)
         if score >= self.threshold:
             return Quality(True, score, None, m)
-        atypical = {k: r["direction"] * (m[k] - r["median"]) / r["scale"] for k, r in self.reference.items()}
-        return Quality(False, score, MEASUREMENTS[max(atypical, key=atypical.get)], m)
+        atypical = {k: (m[k] - r["heart"]) / (r["other"] - r["heart"]) for k, r in self.reference.items()
+                    if k in EXPLANATIONS and r["other"] != r["heart"]}
+        return Quality(False, score, EXPLANATIONS[max(atypical, key=atypical.get)], m)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(vars(self)))
@@ -144,10 +147,6 @@ class QualityGate:
                    float(n["value"]), bool(n["is_leaf"])] for n in predictors[0].nodes]
                  for predictors in model._predictors]
         baseline = float(np.ravel(model._baseline_prediction)[0])
-        reference = {}
-        for j, k in enumerate(MEASUREMENTS):
-            heart, other = X[usable, j], X[~usable, j]
-            q1, med, q3 = np.percentile(heart, [25, 50, 75])
-            reference[k] = {"median": float(med), "scale": float(max(q3 - q1, 1e-6)),
-                            "direction": 1.0 if np.median(other) > med else -1.0}
+        reference = {k: {"heart": float(np.median(X[usable, j])), "other": float(np.median(X[~usable, j]))}
+                     for j, k in enumerate(MEASUREMENTS)}
         return cls(trees, baseline, reference, threshold)

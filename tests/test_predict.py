@@ -10,7 +10,7 @@ from heartbeat.__main__ import main
 from heartbeat.audio import WIDEBAND_RATE
 from heartbeat.model import load_model
 from heartbeat.predict import classify, predict_files, read
-from heartbeat.quality import REASONS
+from heartbeat.quality import EXPLANATIONS, REASONS
 from conftest import heartlike, need, write
 
 SR = WIDEBAND_RATE
@@ -106,3 +106,25 @@ def test_gate_trees_score_like_scikit_learn():
     X = np.array([[r[k] for k in MEASUREMENTS] for r in rows])
     reference = HistGradientBoostingClassifier(max_depth=3, class_weight="balanced", random_state=0).fit(X, usable)
     np.testing.assert_allclose([gate.score(r) for r in rows], reference.predict_proba(X)[:, 1], atol=1e-9)
+
+
+@pytest.mark.parametrize("kind,measurement", [("white_noise", "high_band"), ("pink_noise", "flatness"),
+                                              ("mains_hum", "impulsiveness"), ("rubbing", "high_band")])
+def test_generated_sounds_get_their_reason(model, kind, measurement):
+    import negatives
+    from heartbeat.audio import resample
+    for seed in range(3):
+        x = getattr(negatives, kind)(np.random.default_rng(100 + seed), 10)
+        r = judge(resample(x.astype(np.float32), negatives.SR, SR), model)
+        assert r.quality_reason == EXPLANATIONS[measurement], (kind, seed, r.quality_reason)
+
+
+@pytest.mark.parametrize("measurement", sorted(EXPLANATIONS))
+def test_each_reason_names_the_measurement_that_failed(model, measurement):
+    """Every explanation is reachable: a recording typical of heart sounds in all but one measurement,
+    which is typical of non-heart audio, is explained by that measurement when the gate rejects it."""
+    import dataclasses
+    gate = dataclasses.replace(model.quality, threshold=1.01)      # reject everything, to read the reason
+    m = {k: r["heart"] for k, r in gate.reference.items()} | {"clipped": 0.0}
+    m[measurement] = gate.reference[measurement]["other"]
+    assert gate.judge(m).reason == EXPLANATIONS[measurement]

@@ -1,0 +1,104 @@
+"""The app's speed and memory, through its real HTTP API on 127.0.0.1.
+
+    python scripts/bench_app.py [--requests 30] [--clients 20]
+
+Prints: launch to first answer, the serving process's peak memory (VmHWM), upload-to-answer round trip
+through gradio_client for a 30 s recording (median), and 20 simultaneous clients (all answered? p95).
+Targets (issue): <= 6 s, <= 400 MB, <= 300 ms, all answered. Figures, not a pass/fail test.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--clients", type=int, default=20)
+    args = parser.parse_args(argv)
+    from gradio_client import Client, handle_file
+    from heartbeat.datasets import load_table, select
+    import soxr
+
+    path = select(load_table(), ["training-a"]).query("duration_s >= 30")["path"].iloc[0]
+    x, sr = sf.read(path)
+    tmp = Path(tempfile.mkdtemp())
+    rec = tmp / "recording-30s.wav"    # what a browser microphone hands over: 16-bit mono 44.1 kHz WAV
+    sf.write(rec, soxr.resample(x[: 30 * sr], sr, 44100) * 0.8, 44100, subtype="PCM_16")
+
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:
+                if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                    print("the app did not start")
+                    return 1
+                time.sleep(0.05)
+        first = client.predict(handle_file(str(rec)), api_name="/predict")
+        launch_s = time.perf_counter() - t0
+        assert first[0], first[1]
+
+        times = []
+        for _ in range(args.requests):
+            t = time.perf_counter()
+            client.predict(handle_file(str(rec)), api_name="/predict")
+            times.append((time.perf_counter() - t) * 1000)
+
+        def one_client(_):
+            c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            t = time.perf_counter()
+            out = c.predict(handle_file(str(rec)), api_name="/predict")
+            return (time.perf_counter() - t) * 1000, bool(out[0])
+
+        with ThreadPoolExecutor(args.clients) as pool:
+            results = list(pool.map(one_client, range(args.clients)))
+        lat = np.array([r[0] for r in results])
+        peak = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+    print(f"launch to first answer: {launch_s:.1f} s (target <= 6 s)")
+    print(f"serving process peak memory (VmHWM): {peak:.0f} MB (target <= 400 MB)")
+    print(f"round trip, 30 s recording (44.1 kHz wav, 2.6 MB), median of {args.requests}: "
+          f"{statistics.median(times):.0f} ms (p95 {np.percentile(times, 95):.0f} ms; target <= 300 ms)")
+    print(f"{args.clients} simultaneous clients: {sum(r[1] for r in results)}/{args.clients} answered, "
+          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
