@@ -11,12 +11,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def cmd_predict(args) -> int:
+    from .batch import find_audio, run
+    if args.out:
+        import time
+        t0 = time.perf_counter()
+        counts = run(args.files, Path(args.out), model_path=args.model, workers=args.workers)
+        seconds = time.perf_counter() - t0
+        print(f"{counts['judged']} files judged in {seconds:.1f} s ({counts['judged'] / max(seconds, 1e-9):.0f} files/s), "
+              f"{counts['errors']} could not be judged, {counts['skipped']} already in {args.out}")
+        return 0
     from .predict import predict_files
+    files = find_audio(args.files)
     failures = 0
-    for result in predict_files(args.files, model_path=args.model):
+    for result in predict_files(files, model_path=args.model):
         failures += "error" in result
         print(json.dumps(result) if args.json else _human(result), flush=True)
-    return 1 if failures and failures == len(args.files) else 0
+    return 1 if failures and failures == len(files) else 0
 
 
 def _human(r: dict) -> str:
@@ -59,6 +69,12 @@ def cmd_evaluate(args) -> int:
     return 0 if results else 1
 
 
+def cmd_report(args) -> int:
+    from .report import build
+    print(f"wrote {build(args.data, Path(args.out), model_path=args.model)}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import app
@@ -70,9 +86,11 @@ def main(argv=None) -> int:
                                      "or no heartbeat. A screening aid, not a diagnosis.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="judge recordings; one line (or JSON object) per file")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser("predict", help="judge recordings (files or folders); one line (or JSON object) per file")
+    p.add_argument("files", nargs="+", help="audio files, or folders searched recursively")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--out", help="batch mode: write results to this .csv (or .jsonl) on every core; resumable")
+    p.add_argument("--workers", type=int, help="batch processes (default: one per core)")
     p.add_argument("--model", help="model bundle folder (default: the bundled model)")
     p.set_defaults(func=cmd_predict)
 
@@ -95,6 +113,12 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--epochs", type=int)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="dataset report: labels, durations, rates, gate pass rates (PNG + Markdown)")
+    p.add_argument("data", nargs="?", help="data root (default: $HEARTBEAT_DATA or ../shared/data)")
+    p.add_argument("--out", default="report")
+    p.add_argument("--model", help="also score this model bundle per database")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("serve", help="start the web app (same options as app.py)")
     p.add_argument("rest", nargs=argparse.REMAINDER)

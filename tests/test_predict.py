@@ -128,3 +128,33 @@ def test_each_reason_names_the_measurement_that_failed(model, measurement):
     m = {k: r["heart"] for k, r in gate.reference.items()} | {"clipped": 0.0}
     m[measurement] = gate.reference[measurement]["other"]
     assert gate.judge(m).reason == EXPLANATIONS[measurement]
+
+
+def test_batch_csv_resumes_and_records_errors(model, table, tmp_path, capsys):
+    import csv
+    folder = tmp_path / "screening-day"
+    folder.mkdir()
+    import shutil
+    for path in table[table.database == "training-c"]["path"].head(4):
+        shutil.copy(path, folder)
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVE")
+    out = tmp_path / "results.csv"
+    assert main(["predict", str(folder), "--out", str(out), "--workers", "2"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 5
+    broken = next(r for r in rows if r["path"].endswith("broken.wav"))
+    assert broken["error_code"] == "corrupt" and not broken["label"]
+    assert all(r["label"] in ("normal", "abnormal", "no_heartbeat") for r in rows if r is not broken)
+    # a second run skips what is already there; a new file is added
+    shutil.copy(table[table.database == "training-d"]["path"].iloc[0], folder)
+    assert main(["predict", str(folder), "--out", str(out)]) == 0
+    assert "1 files judged" in capsys.readouterr().out.splitlines()[-1]
+    assert len(list(csv.DictReader(out.open()))) == 6
+
+
+def test_batch_jsonl_has_full_results(model, table, tmp_path):
+    out = tmp_path / "results.jsonl"
+    paths = table[table.database == "training-f"]["path"].head(2).tolist()
+    assert main(["predict", *paths, "--out", str(out), "--workers", "1"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x["path"] for x in lines] == paths and all("windows" in x for x in lines)
