@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test model evaluate bench clean
+.PHONY: setup run test model evaluate bench benchmarks clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ evaluate: setup
 bench: setup
 	$(PY) scripts/benchmark.py
 	$(PY) scripts/bench_app.py
+
+# BENCHMARKS.md: pipeline, app, batch throughput, model size and the accuracy tables, in one run.
+benchmarks: setup
+	$(PY) scripts/benchmarks_md.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
