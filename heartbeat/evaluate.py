@@ -168,24 +168,36 @@ def markdown(results: dict) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def _plots(out: Path, name: str, cv, lodo, ext, histories) -> None:
+def roc_plot(out: Path, name: str, cv, lodo, ext) -> None:
+    """ROC curves: CV pooled (one recipe, five folds), each held-out database of LODO on its own (pooling
+    six different models' scores would mix their scales), and the external sets."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
+    from sklearn.metrics import RocCurveDisplay
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for label, df in (("(a) CV pooled", cv), ("(b) LODO pooled", lodo),
-                      ("(c) PASCAL set_a", ext[ext.database == "set_a"]), ("(c) PASCAL set_b", ext[ext.database == "set_b"])):
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    curves = [("(a) CV pooled", cv, "-")] + [(f"(b) {db} held out", g, ":") for db, g in lodo.groupby("held_out")] + \
+        [(f"(c) PASCAL {db}", g, "--") for db, g in ext.groupby("database")]
+    for label, df, style in curves:
         df = df.dropna(subset=["p"])
         if df["y"].nunique() == 2:
-            RocCurveDisplay.from_predictions(df["y"], df["p"], name=label, ax=ax)
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
+            RocCurveDisplay.from_predictions(df["y"], df["p"], name=label, ax=ax, curve_kwargs={"linestyle": style})
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"ROC, recording level ({name})")
     fig.tight_layout()
     fig.savefig(out / f"roc_{name}.png", dpi=110)
     plt.close(fig)
 
+
+def _plots(out: Path, name: str, cv, lodo, ext, histories) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    roc_plot(out, name, cv, lodo, ext)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for ax, (label, df) in zip(axes, (("(a) CV", cv), ("(b) LODO", lodo), ("(c) PASCAL", ext))):
         df = df.dropna(subset=["p"])
