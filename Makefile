@@ -16,12 +16,12 @@ run: setup
 test: setup
 	$(PY) -m pytest -q
 
-# The bundled model: the network (about 10 min on 2 cores after features), then its quality gate.
+# The bundled model: features (~5 min), the network (~3 min on 2 cores), then its quality gate (~2 min).
 model: setup
 	$(PY) -m heartbeat train --out models/heartbeat
 	$(PY) scripts/quality_gate.py
 
-# Every protocol for ours and the baseline (about an hour on 2 cores), then the model card from the results.
+# Every protocol for ours and the baseline (about 50 min on 2 cores), then the model card from the results.
 evaluate: setup
 	$(PY) -m heartbeat evaluate --out reports
 	$(PY) scripts/model_card.py

@@ -32,13 +32,14 @@ def build(data_dir, out: Path, model_path=None) -> Path:
 
     counts = table.pivot_table(index="database", columns="label", values="path", aggfunc="count", fill_value=0)
     counts = counts[[c for c in LABEL_COLOURS if c in counts.columns]]
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     counts.plot.barh(stacked=True, ax=ax, color=[LABEL_COLOURS[c] for c in counts.columns], width=0.75)
     for i, total in enumerate(counts.sum(axis=1)):
         ax.text(total + 10, i, str(total), va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel="recordings", ylabel="", title="Recordings per database and label")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, fontsize=8, frameon=False)
+    ax.set_xlim(0, counts.sum(axis=1).max() * 1.1)
     fig.tight_layout()
     fig.savefig(out / "labels.png", dpi=110)
     plt.close(fig)
@@ -54,8 +55,9 @@ def build(data_dir, out: Path, model_path=None) -> Path:
     dbs = sorted(table["database"].unique())
     ax.boxplot([table.loc[table.database == db, "duration_s"] for db in dbs], orientation="horizontal", showfliers=True)
     ax.set_yticks(range(1, len(dbs) + 1), dbs)
+    ax.invert_yaxis()                      # same order as the labels chart
     ax.axvline(3, color="#c62828", ls="--", lw=1)
-    ax.text(3.3, 0.6, "3 s: shortest recording judged", color="#c62828", fontsize=8)
+    ax.text(3.2, 0.45, "3 s: shortest recording judged", color="#c62828", fontsize=8, va="top")
     ax.set_xscale("log")
     ax.set(xlabel="duration (s, log scale)", title="Recording durations")
     fig.tight_layout()
@@ -78,7 +80,9 @@ def build(data_dir, out: Path, model_path=None) -> Path:
     gate["rate"] = gate["passed"] / gate["judged"].clip(lower=1)
     md += ["", "## Quality gate", "Heart recordings that pass the gate (the rest are answered \"no heartbeat\"; "
            "files under 3 s cannot be judged):", "", "| database | judged | passed | pass rate |", "|---|---|---|---|"]
-    md += [f"| {db} | {r.judged} | {r.passed} | {r.rate:.1%} |" for db, r in gate.iterrows()]
+    md += [f"| {db} | {int(r.judged)} | {int(r.passed)} | {r.rate:.1%} |" for db, r in gate.iterrows()]
+    md.append("\nThe bundled gate was fitted on half of these recordings: scripts/quality_gate.py reports the "
+              "held-out half separately.")
     artifacts = merged[merged["label"] == "no_heartbeat"]
     if len(artifacts):
         caught = (artifacts["label_result"] == "no_heartbeat").mean()

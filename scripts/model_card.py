@@ -42,9 +42,9 @@ def main() -> int:
         f"{bundle['features']['hop_s']} s; a recording's score is the mean window logit, Platt-calibrated; "
         f"called abnormal at p >= {bundle['threshold']:.3f} (the cut that maximised database-balanced MAcc on "
         "held-out validation recordings).",
-        "- In front of it, a quality gate (hard rules for silence and clipping, then a logistic regression on "
-        "periodicity, heart-band energy, high-band energy, flatness, tonality, impulsiveness and level) that "
-        "answers **no heartbeat** instead of guessing.",
+        "- In front of it, a quality gate (hard rules for silence and clipping, then shallow gradient-boosted "
+        "trees on periodicity, heart-band energy, high-band energy, flatness, tonality, impulsiveness and "
+        "level) that answers **no heartbeat** instead of guessing.",
         f"- File: `models/heartbeat/model.tflite`, {size_kb:.0f} KB, run through LiteRT (no TensorFlow at serving).",
         "",
         "## Intended use and limits",
@@ -74,6 +74,11 @@ def main() -> int:
         "for every fold. Reproduce: `make evaluate`.",
         "",
         markdown(results),
+        "Reading the table: ECE is small pooled but large within single databases: the probability is "
+        "calibrated for the training mix of sites, not for any one device. Recordings shorter than one "
+        "3 s window are not scored (n_unscored in `reports/results.json`: "
+        + ", ".join(f"{m['n_unscored']} of {db}" for db, m in ours["external"]["per_database"].items()) + ").",
+        "",
         "## Targets from the issue, and what was reached",
         "| target | wanted | reached |", "|---|---|---|",
     ]

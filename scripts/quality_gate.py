@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     rows = [r for r in rows if "error" not in r["m"]]
 
     tune = [r for r in rows if not r["held_out"]]
-    # The hard rules answer silent and clipped recordings; the regression learns from the rest.
+    # The hard rules answer silent and clipped recordings; the trees learn from the rest.
     learn = [r for r in tune if QualityGate.rule(r["m"]) is None]
     gate = QualityGate.fit([r["m"] for r in learn], np.array([r["positive"] for r in learn]))
     # The pass threshold: let at least 98% of the tuning heart recordings through; no lower.

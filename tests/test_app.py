@@ -273,3 +273,12 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
     time.sleep(2.5)
     kept = [p for p in server.log.parent.glob("heartbeat-uploads-*/**/*") if p.is_file()]
     assert not kept, kept
+
+
+def test_json_api_gives_the_whole_result(client, recordings, tmp_module):
+    from gradio_client import handle_file
+    out = client.predict(handle_file(str(recordings["m4a"])), api_name="/classify")
+    assert out["label"] in ("normal", "abnormal") and 0 <= out["p_abnormal"] <= 1 and out["windows"]
+    bad = tmp_module / "empty.wav"
+    bad.write_bytes(b"")
+    assert "empty" in client.predict(handle_file(str(bad)), api_name="/classify")["error"]
