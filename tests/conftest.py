@@ -36,6 +36,16 @@ def table(data_root):
 
 
 @pytest.fixture(scope="session")
+def model():
+    """The bundled model (models/heartbeat), as the app and the CLI load it."""
+    from heartbeat.model import load_model
+    try:
+        return load_model()
+    except FileNotFoundError as e:
+        need(False, f"the bundled model ({e})")
+
+
+@pytest.fixture(scope="session")
 def ffmpeg() -> str:
     from heartbeat.audio import ffmpeg_binary
     try:

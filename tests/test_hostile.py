@@ -14,20 +14,12 @@ from hypothesis import strategies as st
 
 from heartbeat.audio import AudioError, load_audio
 from heartbeat.features import FeatureConfig, extract
-from heartbeat.model import load_model
 from heartbeat.predict import predict_files
-from conftest import need, tone, write
+from conftest import tone, write
 
 SECONDS_PER_CASE = 30
 CASES_TRIED = []
 
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return load_model()
-    except FileNotFoundError as e:
-        need(False, f"the bundled model ({e})")
 
 
 def wav_header(rate: int, channels: int = 1, bits: int = 16, frames: int = 1000, fmt: int = 1) -> bytes:

@@ -8,20 +8,12 @@ import pytest
 
 from heartbeat.__main__ import main
 from heartbeat.audio import WIDEBAND_RATE
-from heartbeat.model import load_model
 from heartbeat.predict import classify, predict_files, read
 from heartbeat.quality import EXPLANATIONS, REASONS
 from conftest import heartlike, need, write
 
 SR = WIDEBAND_RATE
 
-
-@pytest.fixture(scope="module")
-def model():
-    try:
-        return load_model()
-    except FileNotFoundError as e:
-        need(False, f"the bundled model ({e})")
 
 
 def judge(x, model):
