@@ -82,17 +82,19 @@ def answer_json(path: str | None, model) -> dict:
 
 
 # Gradio stores identical uploads at one content-hashed path, so a recording is deleted only once no
-# request is running or waiting (an identical upload may still be queued). The sweeper checks each second.
-_answered: set[Path] = set()
+# request is running or waiting (an identical upload may still be queued) and GRACE_S after its last answer
+# (a client's upload reaches the queue a moment after the upload itself). The sweeper checks each second.
+GRACE_S = 3.0
+_answered: dict[Path, float] = {}       # upload -> when it was last answered
 _answered_lock = threading.Lock()
 
 
 def _forget(path: str) -> None:
-    """Mark an upload answered; the sweeper deletes it (and Gradio's folder around it) when the queue is idle."""
+    """Mark an upload answered; the sweeper deletes it (and Gradio's folder around it) soon after."""
     p = Path(path).resolve()
     if UPLOAD_DIR in p.parents:
         with _answered_lock:
-            _answered.add(p)
+            _answered[p] = time.monotonic()
 
 
 def _queue_idle(demo) -> bool:
@@ -108,9 +110,10 @@ def _sweep_forever(demo, period_s: float = 1.0) -> None:
         if not _answered or not _queue_idle(demo):
             continue
         with _answered_lock:
-            paths = list(_answered)
-            _answered.clear()
-        for p in paths:
+            due = [p for p, t in _answered.items() if time.monotonic() - t >= GRACE_S]
+            for p in due:
+                del _answered[p]
+        for p in due:
             folder = p.parent if p.parent != UPLOAD_DIR else None
             shutil.rmtree(folder, ignore_errors=True) if folder else p.unlink(missing_ok=True)
 
