@@ -44,6 +44,9 @@ _model = None
 def _init(model_path):
     global _model
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # One thread per worker: with a process per core, BLAS/OpenMP pools in every worker only fight.
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
     from .model import load_model
     _model = load_model(model_path)
 
