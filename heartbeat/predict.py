@@ -6,7 +6,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import WIDEBAND_RATE, AudioError, load_audio, resample
+from .audio import WIDEBAND_RATE, AudioError, load_audio
 from .features import feature_map, windows
 from .model import HeartModel, load_model
 from .quality import analyse
@@ -35,8 +35,7 @@ class Result:
 def classify(wideband: np.ndarray, model: HeartModel, keep_map: bool = False):
     """Judge a recording at WIDEBAND_RATE (what `read` returns). With keep_map, also return the heat map."""
     cfg = model.features
-    audio = resample(wideband, WIDEBAND_RATE, cfg.sample_rate)
-    measurements, beats, cleaned = analyse(audio, cfg, wideband)
+    measurements, beats, cleaned, audio = analyse(wideband, cfg)
     quality = model.quality.judge(measurements)
     fmap = feature_map(cleaned, cfg)
     duration = len(audio) / cfg.sample_rate

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.fft
 from scipy import signal
 
-from .audio import WIDEBAND_RATE
+from .audio import WIDEBAND_RATE, resample
 from .beats import Beats, find_beats
 from .features import FeatureConfig, clean
 
@@ -83,11 +83,13 @@ def measure(audio: np.ndarray, sample_rate: int, beats: Beats, wideband: np.ndar
             "tonality": tonality, "impulsiveness": float(np.log(impulsiveness))}
 
 
-def analyse(audio: np.ndarray, cfg: FeatureConfig, wideband: np.ndarray | None = None) -> tuple[dict, Beats, np.ndarray]:
-    """Measurements, beats and the cleaned signal of audio at cfg.sample_rate (cleaned once, used thrice)."""
+def analyse(wideband: np.ndarray, cfg: FeatureConfig) -> tuple[dict, Beats, np.ndarray, np.ndarray]:
+    """A recording at WIDEBAND_RATE -> (measurements, beats, cleaned signal, audio at cfg.sample_rate).
+    The one place the gate's inputs are made: classify() and the gate's fitting both call it."""
+    audio = resample(wideband, WIDEBAND_RATE, cfg.sample_rate)
     cleaned = clean(audio, cfg)
     beats = find_beats(cleaned, cfg.sample_rate)
-    return measure(audio, cfg.sample_rate, beats, wideband), beats, cleaned
+    return measure(audio, cfg.sample_rate, beats, wideband), beats, cleaned, audio
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import encode, heartlike, need, write
+from conftest import encode, need, write
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH = ("nurse", "correct-horse-battery")

@@ -7,7 +7,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from heartbeat import audio as A
 from conftest import encode, tone, write

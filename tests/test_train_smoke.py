@@ -46,7 +46,7 @@ def test_augment_changes_the_sound_but_keeps_its_length_scale():
 def test_sampling_weights_balance_databases(table):
     pn = select(table, ["training-a", "training-e"], ["normal", "abnormal"])
     w = T.sampling_weights(pn.reset_index(drop=True), "database")
-    total = pd_sum = {}
+    total = {}
     for (db, label), g in pn.reset_index(drop=True).assign(w=w).groupby(["database", "label"]):
         total[(db, label)] = g["w"].sum()
     # within a database both labels weigh the same; training-e weighs less than its 84% share of recordings
