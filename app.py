@@ -132,8 +132,9 @@ def _explain(r) -> str:
              f"- Chance the heart sound is abnormal: **{r.p_abnormal:.0%}** (called abnormal at "
              f"{r.threshold:.0%} or more: the cut favours catching disease)",
              f"- Heart rate: **{r.heart_rate_bpm:.0f} bpm**" if r.heart_rate_bpm else "- Heart rate: not steady enough to count",
-             f"- Recording quality: {r.quality_score:.0%} · {r.duration_s:.0f} s analysed in "
-             f"{len(r.windows)} windows"]
+             f"- Recording quality: **{r.quality}** · {r.duration_s:.0f} s analysed in {len(r.windows)} windows"]
+    if r.caution:
+        lines.insert(1, f"**Caution: {r.caution}.**")
     return "\n".join(lines)
 
 

@@ -37,6 +37,8 @@ def _human(r: dict) -> str:
         text += f", heart rate {r['heart_rate_bpm']:.0f} bpm"
     if r["label"] == "no_heartbeat":
         text += f": {r['quality_reason']}"
+    elif r.get("caution"):
+        text += f" [{r['caution']}]"
     return text
 
 
@@ -62,7 +64,12 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .datasets import load_table
-    from .evaluate import run_all
+    from .evaluate import cross_device, run_all
+    if args.cross_device:
+        cross_device(load_table(args.data), Path(args.out), recipes=args.recipes, protocols=args.protocols,
+                     folds=args.folds)
+        print((Path(args.out) / "cross_device.md").read_text())
+        return 0
     results = run_all(load_table(args.data), Path(args.out), recipes=args.recipes, folds=args.folds,
                       epochs=args.epochs)
     print((Path(args.out) / "results.md").read_text())
@@ -111,6 +118,9 @@ def main(argv=None) -> int:
     p.add_argument("--data")
     p.add_argument("--recipes", nargs="+", default=["ours", "baseline"])
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--cross-device", action="store_true", help="all nine databases: leave-one-database-out and "
+                   "grouped CV per recipe, resumable per fold (reports/cross_device.md)")
+    p.add_argument("--protocols", nargs="+", default=["lodo", "cv"], choices=["lodo", "cv"])
     p.add_argument("--epochs", type=int)
     p.set_defaults(func=cmd_evaluate)
 

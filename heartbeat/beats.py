@@ -1,85 +1,226 @@
-"""Heart rate and beat positions from the sound envelope, so a person can check the machine.
+"""Heart rate and S1/S2 positions: a small frame classifier and a Viterbi pass over the heart cycle.
 
-The envelope is the smoothed Shannon energy of the band-passed signal: it rises on S1 and S2 and stays
-low through most murmurs and noise. The heart rate is the strongest autocorrelation peak of the envelope
-between 30 and 200 bpm (the S1->S1 period, which also matches S2->S2 and so beats the S1->S2 lag);
-beats are the envelope's peaks, and of each pair the one followed by the shorter gap (systole) is S1.
+Every 20 ms frame of the band-passed recording is described by its energy in five bands and its Shannon
+energy, standardised within the recording (so a device's gain and tilt do not matter), together with the
+frames 100 ms either side. A small network, fitted on CirCor's annotated S1 / systole / S2 / diastole
+(scripts/fit_segmenter.py; weights in the model bundle's segmenter.json), gives every frame the probability
+of each state. The heart period comes from the autocorrelation of those probabilities; a Viterbi pass over
+the phases of one cycle (S1 and S2 of fixed length, systole and diastole allowed to stretch or shrink from
+beat to beat) then finds the sequence that best explains them: Springer's duration-dependent HMM idea, in
+a form that costs milliseconds. The heart rate is the mean S1-to-S1 interval of that sequence.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numba
 import numpy as np
+import scipy.fft
 from scipy import signal
 
-ENVELOPE_RATE = 50          # Hz: 20 ms resolution is plenty for 30-200 bpm
+FRAME_RATE = 50                     # Hz: 20 ms frames; S1 and S2 last 80-150 ms
 MIN_BPM, MAX_BPM = 30.0, 200.0
+BANDS_HZ = ((25, 50), (50, 100), (100, 150), (150, 250), (250, 400))
+CONTEXT = 5                         # frames either side fed to the classifier (+-100 ms)
+STATES = ("S1", "systole", "S2", "diastole")
+# Per frame of systole or diastole: the chance the cycle pauses a frame or skips one (beat-to-beat
+# variation of the rate lives there); S1 and S2 always advance, their length is fixed.
+FLEX_STAY, FLEX_SKIP = 0.1, 0.1
 
 
 @dataclass
 class Beats:
     heart_rate_bpm: float | None          # None when no steady rhythm was found
     periodicity: float                    # 0..1: height of the envelope's autocorrelation peak at the beat period
+    cycle_fit: float = 0.0                # how well S1-systole-S2-diastole cycles explain the frames (per frame)
+    contrast_db: float = 0.0              # how far S1/S2 stand above the sound of diastole (median, dB)
     s1_times: list[float] = field(default_factory=list)
     s2_times: list[float] = field(default_factory=list)
 
 
-def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Shannon-energy envelope at ENVELOPE_RATE Hz, zero-mean and unit-variance.
+# ---------------------------------------------------------------- frame features ----
 
-    Energy is averaged over 20 ms blocks first and smoothed (8 Hz low-pass) at the envelope's own rate:
-    the same envelope as filtering at the audio rate, at a fraction of the cost.
-    """
+def _frames(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n, 2*hop) overlapping frames, frame i centred at (i + 0.5) / FRAME_RATE seconds."""
+    hop = sample_rate // FRAME_RATE
+    n = len(clean_audio) // hop
+    x = np.pad(clean_audio, (hop // 2, 2 * hop))
+    return np.lib.stride_tricks.sliding_window_view(x, 2 * hop)[::hop][:n]
+
+
+def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Shannon-energy envelope at FRAME_RATE, smoothed (8 Hz), zero-mean and unit-variance: high on S1
+    and S2, low through most murmurs and noise."""
     x = clean_audio / (np.max(np.abs(clean_audio)) + 1e-12)
-    energy = -(x ** 2) * np.log(x ** 2 + 1e-12)                         # Shannon energy: favours mid-level peaks
-    block = sample_rate // ENVELOPE_RATE
+    energy = -(x ** 2) * np.log(x ** 2 + 1e-12)
+    block = sample_rate // FRAME_RATE
     blocks = energy[: len(energy) // block * block].reshape(-1, block).mean(axis=1)
     if len(blocks) < 16:
         return np.zeros(len(blocks), np.float32)
-    env = signal.sosfiltfilt(signal.butter(2, 8.0, "lowpass", fs=ENVELOPE_RATE, output="sos"), blocks)
+    env = signal.sosfiltfilt(signal.butter(2, 8.0, "lowpass", fs=FRAME_RATE, output="sos"), blocks)
     return ((env - env.mean()) / (env.std() + 1e-12)).astype(np.float32)
 
 
-def autocorrelation(env: np.ndarray) -> np.ndarray:
+def frame_features(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """(n_frames, 7): log energy in BANDS_HZ, total log energy, Shannon envelope; each standardised
+    over the recording."""
+    frames = _frames(clean_audio, sample_rate)
+    power = np.abs(scipy.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
+    bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
+    env = envelope(clean_audio, sample_rate)
+    env = np.pad(env, (0, max(0, len(frames) - len(env))))[: len(frames)]
+    f = np.column_stack([np.log(b + 1e-10) for b in bands] + [np.log(power.sum(axis=1) + 1e-10), env])
+    return ((f - np.median(f, axis=0)) / (f.std(axis=0) + 1e-6)).astype(np.float32)
+
+
+def with_context(f: np.ndarray, context: int = CONTEXT) -> np.ndarray:
+    """Each frame's features followed by those of the `context` frames before and after it."""
+    padded = np.pad(f, ((context, context), (0, 0)), mode="edge")
+    return np.concatenate([padded[i:i + len(f)] for i in range(2 * context + 1)], axis=1)
+
+
+# ---------------------------------------------------------------- the segmenter ----
+
+@dataclass
+class Segmenter:
+    """Frame classifier (a one-hidden-layer network, stored as plain JSON) and the cycle's timing."""
+    layers: list                # [[W, b], ...] as nested lists; ReLU between, softmax at the end
+    prior: list                 # share of each state among the frames it was fitted on
+    s1_s: float = 0.12          # S1 and S2 lengths, seconds
+    s2_s: float = 0.10
+    systole: tuple = (0.21, 0.0)   # systole (end of S1 to start of S2) = a + b * period, seconds
+
+    def state_probs(self, clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(n_frames, 4) probability of S1, systole, S2, diastole for every frame."""
+        h = with_context(frame_features(clean_audio, sample_rate))
+        for i, (w, b) in enumerate(self._arrays):
+            h = h @ w + b
+            if i < len(self._arrays) - 1:
+                np.maximum(h, 0, out=h)
+        h = np.exp(h - h.max(axis=1, keepdims=True))
+        return h / h.sum(axis=1, keepdims=True)
+
+    @property
+    def _arrays(self):
+        if not hasattr(self, "_cache"):
+            self._cache = [(np.asarray(w, np.float32), np.asarray(b, np.float32)) for w, b in self.layers]
+        return self._cache
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({k: v for k, v in vars(self).items() if not k.startswith("_")}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Segmenter":
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def autocorrelation(x: np.ndarray) -> np.ndarray:
     """Normalised autocorrelation (lag 0 = 1). Biased on purpose: long lags shrink, so the S1->S1
-    period wins over its multiples (the unbiased form halved the rate on 2 of 21 hand-timed recordings)."""
-    n = len(env)
-    spectrum = np.fft.rfft(env, 2 * n)
+    period wins over its multiples."""
+    n = len(x)
+    spectrum = np.fft.rfft(x - x.mean(), 2 * n)
     ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
     return ac / (ac[0] + 1e-12)
 
 
-def find_beats(clean_audio: np.ndarray, sample_rate: int) -> Beats:
-    env = envelope(clean_audio, sample_rate)
-    ac = autocorrelation(env)
-    lo, hi = int(ENVELOPE_RATE * 60 / MAX_BPM), int(ENVELOPE_RATE * 60 / MIN_BPM)
-    hi = min(hi, len(ac) // 2)                     # at least two periods must fit in the recording
+def _period(ac: np.ndarray) -> tuple[float, float] | None:
+    """(period in frames, with sub-frame interpolation; autocorrelation there), between MIN and MAX_BPM."""
+    lo, hi = int(FRAME_RATE * 60 / MAX_BPM), min(int(FRAME_RATE * 60 / MIN_BPM), len(ac) // 2)
     if hi <= lo + 1:
-        return Beats(None, 0.0)
+        return None
     peaks, _ = signal.find_peaks(ac[lo:hi + 1])
     if len(peaks) == 0:
-        return Beats(None, 0.0)
-    lag = lo + peaks[np.argmax(ac[lo + peaks])]
-    periodicity = float(max(ac[lag], 0.0))
-    bpm = 60.0 * ENVELOPE_RATE / lag
-    s1, s2 = _label_sounds(env, lag)
-    return Beats(round(bpm, 1), round(periodicity, 3), s1, s2)
+        return None
+    k = lo + peaks[np.argmax(ac[lo + peaks])]
+    a, b, c = ac[k - 1], ac[k], ac[k + 1] if k + 1 < len(ac) else ac[k]
+    shift = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0
+    return k + float(np.clip(shift, -0.5, 0.5)), float(max(b, 0.0))
 
 
-def _label_sounds(env: np.ndarray, period: int) -> tuple[list[float], list[float]]:
-    """Heart sounds are envelope peaks at least 0.15 s apart; S1 is the one followed by the shorter gap."""
-    peaks, _ = signal.find_peaks(env, distance=max(1, int(0.15 * ENVELOPE_RATE)), height=0.0,
-                                 prominence=0.5)
-    if len(peaks) < 3:
-        return [round(p / ENVELOPE_RATE, 2) for p in peaks], []
-    s1, s2 = [], []
-    for i, p in enumerate(peaks):
-        after = peaks[i + 1] - p if i + 1 < len(peaks) else None
-        before = p - peaks[i - 1] if i > 0 else None
-        if after is not None and after < 0.5 * period and (before is None or before >= after):
-            s1.append(p)
-        elif before is not None and before < 0.5 * period:
-            s2.append(p)
-        else:
-            s1.append(p)                             # a lone sound in a full period: count it as the beat
-    return [round(p / ENVELOPE_RATE, 2) for p in s1], [round(p / ENVELOPE_RATE, 2) for p in s2]
+def cycle_states(log_p: np.ndarray, period: float, seg: Segmenter) -> tuple[np.ndarray, float]:
+    """Viterbi over the phases of one heart cycle: the most likely state (0..3) of every frame, and
+    that path's log-likelihood."""
+    period_s = period / FRAME_RATE
+    d1, d2 = max(2, round(seg.s1_s * FRAME_RATE)), max(2, round(seg.s2_s * FRAME_RATE))
+    k = max(int(round(period)), d1 + d2 + 4)
+    dsys = int(np.clip(round((seg.systole[0] + seg.systole[1] * period_s) * FRAME_RATE), 2, k - d1 - d2 - 2))
+    phase = np.repeat([0, 1, 2, 3], [d1, dsys, d2, k - d1 - dsys - d2])
+    flex = (phase == 1) | (phase == 3)
+    neg = -1e9
+    stay = np.where(flex, np.log(FLEX_STAY), neg)
+    one = np.where(flex, np.log(1 - FLEX_STAY - FLEX_SKIP), 0.0)
+    skip = np.where(flex, np.log(FLEX_SKIP), neg)
+    path, best = _viterbi(np.ascontiguousarray(log_p[:, phase]), stay, one, skip)
+    return phase[path], best
+
+
+@numba.njit(cache=True)    # compiled once (~2 s), then loaded from numba's cache
+def _viterbi(emit, stay, one, skip):
+    """Best phase path: phase j is reached from j (stay), j-1 (one) or j-2 (skip), cyclically, at the
+    cost set by the source phase. Compiled: a numpy loop over frames costs 10 us a step, this 0.2."""
+    n, k = emit.shape
+    back = np.zeros((n, k), np.int8)
+    score = emit[0].copy()
+    new = np.empty(k)
+    for t in range(1, n):
+        for j in range(k):
+            best, step = score[j] + stay[j], 0
+            c = score[j - 1] + one[j - 1]          # index -1 wraps to the cycle's last phase
+            if c > best:
+                best, step = c, 1
+            c = score[j - 2] + skip[j - 2]
+            if c > best:
+                best, step = c, 2
+            new[j] = best + emit[t, j]
+            back[t, j] = step
+        score[:] = new
+    path = np.empty(n, np.int64)
+    path[-1] = np.argmax(score)
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = (path[t] - back[t, path[t]]) % k
+    return path, score.max()
+
+
+def _centres(states: np.ndarray, which: int) -> np.ndarray:
+    """Centre times (s) of each run of `which` in a state sequence."""
+    on = np.r_[False, states == which, False].astype(np.int8)
+    starts, ends = np.flatnonzero(np.diff(on) == 1), np.flatnonzero(np.diff(on) == -1)
+    return (starts + ends) / 2 / FRAME_RATE
+
+
+def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None = None) -> Beats:
+    """Heart rate and S1/S2 times of a cleaned recording; periodicity alone when `seg` is None."""
+    env = envelope(clean_audio, sample_rate)
+    found = _period(autocorrelation(env))
+    periodicity = round(found[1], 3) if found else 0.0
+    if seg is None or found is None:
+        return Beats(None, periodicity)
+    probs = seg.state_probs(clean_audio, sample_rate)
+    log_p = np.log(probs + 1e-6) - np.log(np.asarray(seg.prior) + 1e-6)     # scaled likelihoods
+    # Candidate periods: the envelope's, the S1 probability's (sharper: S2 and murmurs do not count) and
+    # half of each (a weak S1 every other beat doubles the autocorrelation's period). The cycle that
+    # explains the frames best wins.
+    from_s1 = _period(autocorrelation(probs[:, 0]))
+    candidates = {round(p, 2) for p in (found[0], from_s1[0] if from_s1 else found[0])}
+    candidates |= {round(p / 2, 2) for p in candidates if p / 2 >= FRAME_RATE * 60 / MAX_BPM}
+    states, best = max((cycle_states(log_p, p, seg) for p in candidates), key=lambda r: r[1])
+    s1, s2 = _centres(states, 0), _centres(states, 2)
+    # Diastole is quiet in a clean recording (systolic murmurs do not reach it); noise fills it.
+    energy = 10 * np.log10(np.mean(_frames(clean_audio, sample_rate) ** 2, axis=1) + 1e-12)[: len(states)]
+    sounds, diastole = energy[(states == 0) | (states == 2)], energy[states == 3]
+    contrast = float(np.median(sounds) - np.median(diastole)) if len(sounds) and len(diastole) else 0.0
+    return Beats(rate(s1), periodicity, round(float(best) / len(states), 3), round(contrast, 2),
+                 [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2])
+
+
+def rate(s1_times) -> float | None:
+    """Beats per minute from S1 times: the mean S1-to-S1 interval (sub-frame precise, and right for
+    irregular rhythms too), leaving out gaps over half or double the median (a stretch of noise)."""
+    gaps = np.diff(s1_times)
+    if len(gaps) < 2:
+        return None
+    kept = gaps[(gaps > 0.5 * np.median(gaps)) & (gaps < 2 * np.median(gaps))]
+    return round(float(60 / kept.mean()), 1)

@@ -3,7 +3,8 @@
 One row per recording: path, label (normal / abnormal / no_heartbeat / unknown), database (the
 sub-database: one site and device each), group (the unit that must not straddle a split), duration_s,
 sample_rate, original_label. Reads both the layout in ../shared/data (FLAC + MANIFEST.csv) and the
-official downloads (PhysioNet's training-?/*.wav + REFERENCE.csv, Kaggle's set_a/set_b of .wav).
+official downloads (PhysioNet's training-?/*.wav + REFERENCE.csv, Kaggle's set_a/set_b of .wav). CirCor
+2022 is read from its MANIFEST.csv; its patients are its groups.
 """
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ DATA_ENV = "HEARTBEAT_DATA"
 LABELS = ("normal", "abnormal", "no_heartbeat", "unknown")
 PHYSIONET_DBS = tuple(f"training-{c}" for c in "abcdef")
 PASCAL_DBS = ("set_a", "set_b")
+CIRCOR_DBS = ("circor2022",)
+ALL_DBS = PHYSIONET_DBS + PASCAL_DBS + CIRCOR_DBS
+# The four heart-cycle states of CirCor's segmentation files (0 = not annotated: noise or uncertain).
+CIRCOR_STATES = {1: "S1", 2: "systole", 3: "S2", 4: "diastole"}
 COLUMNS = ["path", "label", "database", "group", "duration_s", "sample_rate", "original_label"]
 AUDIO_SUFFIXES = (".wav", ".flac")
 
@@ -111,17 +116,39 @@ def pascal2011(root=None) -> pd.DataFrame:
     return _with_audio_info(rows, base / "MANIFEST.csv")
 
 
+def circor2022(root=None) -> pd.DataFrame:
+    """CirCor DigiScope 2022: one recording per patient; label = the patient's murmur status (Present ->
+    abnormal, Absent -> normal, Unknown -> unknown: real heart sound, too noisy for the annotators)."""
+    base = _require_root(root)
+    base = base / "circor2022" if (base / "circor2022").is_dir() else base
+    manifest = base / "MANIFEST.csv"
+    if not manifest.exists():
+        raise FileNotFoundError(f"No CirCor 2022 recordings (MANIFEST.csv) under {base}")
+    m = pd.read_csv(manifest, dtype={"subject": str})
+    rows = [dict(path=str(base / r.path), label=r.binary, database="circor2022", group=f"circor2022/{r.subject}",
+                 original_label=r.label) for r in m.itertuples() if (base / r.path).exists()]
+    return _with_audio_info(rows, manifest)
+
+
+def circor_segments(path) -> pd.DataFrame:
+    """The annotators' segmentation beside a CirCor recording: start_s, end_s, state (S1, systole, S2,
+    diastole; unannotated stretches dropped)."""
+    seg = pd.read_csv(Path(path).with_suffix(".tsv"), sep="\t", header=None, names=["start_s", "end_s", "state"])
+    seg = seg[seg["state"].isin(CIRCOR_STATES)]
+    return seg.assign(state=seg["state"].map(CIRCOR_STATES)).reset_index(drop=True)
+
+
 def load_table(root=None) -> pd.DataFrame:
-    """Both databases in one table (whichever are present under the data root)."""
+    """Every database in one table (whichever are present under the data root)."""
     base = _require_root(root)
     parts = []
-    for reader in (physionet2016, pascal2011):
+    for reader in (physionet2016, pascal2011, circor2022):
         try:
             parts.append(reader(base))
         except FileNotFoundError:
             pass
     if not parts:
-        raise FileNotFoundError(f"Neither PhysioNet 2016 nor PASCAL 2011 found under {base}")
+        raise FileNotFoundError(f"None of PhysioNet 2016, PASCAL 2011, CirCor 2022 found under {base}")
     return pd.concat(parts, ignore_index=True)
 
 

@@ -1,6 +1,11 @@
 """Evaluation as the field does it: recording-level Se, Sp, MAcc, AUROC and calibration error, under
 (a) 5-fold cross-validation grouped by recording with per-database results, (b) leave-one-database-out,
 (c) external PASCAL sets never used for any choice, and (d) the original notebooks' leaky split.
+
+`cross_device` runs the same protocols over all nine databases (PhysioNet 2016's six, PASCAL's two and
+CirCor 2022): leave-one-database-out (its CirCor fold is "CirCor never seen in training", scored per
+patient) and grouped 5-fold cross-validation, for each recipe of the ablation. Every fold's predictions
+are saved as they are made, so a stopped run resumes where it stopped.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
-from .datasets import PHYSIONET_DBS, leave_one_database_out, select, stratified_kfold
+from .datasets import ALL_DBS, PHYSIONET_DBS, leave_one_database_out, select, stratified_kfold
 from .features import FeatureConfig
 from .train import TrainSettings, featurize, fit_windows, score_table, train_model
 
@@ -58,22 +63,31 @@ def _predictions(trained, test: pd.DataFrame, **extra) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ protocols ----
 
-def cross_validation(physionet: pd.DataFrame, cfg, settings, k: int = 5, log=print):
-    preds, histories = [], []
-    for fold, (tr, te) in enumerate(stratified_kfold(physionet, k, settings.seed)):
-        trained = train_model(physionet.loc[tr], cfg, settings, log=log)
-        preds.append(_predictions(trained, physionet.loc[te], fold=fold))
-        histories.append(trained.history)
-    return pd.concat(preds, ignore_index=True), histories
+def _fold(table, tr, te, cfg, settings, log, saved: Path | None, **extra):
+    """One fold's predictions (and training history): read from `saved` when an earlier run made them."""
+    if saved is not None and saved.exists():
+        return pd.read_csv(saved), json.loads(saved.with_suffix(".json").read_text())
+    trained = train_model(table.loc[tr], cfg, settings, log=log)
+    pred = _predictions(trained, table.loc[te], **extra)
+    if saved is not None:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.with_suffix(".json").write_text(json.dumps(trained.history))
+        pred.to_csv(saved, index=False)            # written last: its presence means the fold is complete
+    return pred, trained.history
 
 
-def leave_one_out(physionet: pd.DataFrame, cfg, settings, log=print):
-    preds, histories = [], []
-    for db, tr, te in leave_one_database_out(physionet):
-        trained = train_model(physionet.loc[tr], cfg, settings, log=log)
-        preds.append(_predictions(trained, physionet.loc[te], held_out=db))
-        histories.append(trained.history)
-    return pd.concat(preds, ignore_index=True), histories
+def cross_validation(table: pd.DataFrame, cfg, settings, k: int = 5, log=print, runs: Path | None = None):
+    """k-fold CV grouped by `group`, stratified by database x label; `runs`: where folds are kept."""
+    folds = [_fold(table, tr, te, cfg, settings, log, runs / f"cv{fold}.csv" if runs else None, fold=fold)
+             for fold, (tr, te) in enumerate(stratified_kfold(table, k, settings.seed))]
+    return pd.concat([f[0] for f in folds], ignore_index=True), [f[1] for f in folds]
+
+
+def leave_one_out(table: pd.DataFrame, cfg, settings, log=print, runs: Path | None = None):
+    """Train on every database but one, score that one; `runs`: where folds are kept."""
+    folds = [_fold(table, tr, te, cfg, settings, log, runs / f"lodo_{db}.csv" if runs else None, held_out=db)
+             for db, tr, te in leave_one_database_out(table)]
+    return pd.concat([f[0] for f in folds], ignore_index=True), [f[1] for f in folds]
 
 
 def external(physionet: pd.DataFrame, pascal: pd.DataFrame, cfg, settings, log=print):
@@ -108,6 +122,7 @@ def leaky_split(physionet: pd.DataFrame, cfg, settings, seed: int = 0) -> dict:
 
 RECIPES = {
     "ours": (FeatureConfig(), TrainSettings()),
+    "channel": (FeatureConfig(), TrainSettings(augmentation="channel")),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
 }
@@ -146,6 +161,58 @@ def run_all(table: pd.DataFrame, out: Path, recipes=("ours", "baseline"), folds:
         (out / "results.md").write_text(markdown(saved))
         log(f"{name}: done in {r['seconds']} s")
     return results
+
+
+def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("lodo", "cv"), folds: int = 5,
+                 log=print) -> dict:
+    """Leave-one-database-out over all nine databases and grouped CV, per recipe, resumable per fold;
+    writes out/cross_device.json and .md (the ablation table, per-database tables, the CirCor row)."""
+    labelled = select(table, ALL_DBS, ["normal", "abnormal"]).reset_index(drop=True)
+    path = out / "cross_device.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for name in recipes:
+        cfg, settings = RECIPES[name]
+        runs = out / "runs" / name
+        r = results.get(name, {}) | {"settings": settings.to_dict()}
+        if "lodo" in protocols:
+            lodo, _ = leave_one_out(labelled, cfg, settings, log, runs)
+            r["lodo"] = summarize(lodo.assign(database=lodo["held_out"]))
+            per_db = [m["macc"] for m in r["lodo"]["per_database"].values()]
+            r["lodo"] |= {"mean_macc": float(np.nanmean(per_db)), "worst_macc": float(np.nanmin(per_db)),
+                          "databases": len(per_db)}
+        if "cv" in protocols:
+            cv, _ = cross_validation(labelled, cfg, settings, folds, log, runs)
+            r["cv"] = summarize(cv)
+        results[name] = json.loads(json.dumps(r, default=float))
+        path.write_text(json.dumps(results, indent=2))
+        (out / "cross_device.md").write_text(cross_device_markdown(results))
+        log(f"{name}: {', '.join(protocols)} done")
+    return results
+
+
+def cross_device_markdown(results: dict) -> str:
+    lines = ["## Ablation: leave-one-database-out over the nine databases (each row a full run)", "",
+             "| recipe | mean MAcc | worst MAcc | CirCor never seen: AUROC / MAcc | set_a (phone) MAcc | " +
+             " | ".join(ALL_DBS) + " |", "|---|---|---|---|---|" + "---|" * len(ALL_DBS)]
+    for name, r in results.items():
+        if "lodo" not in r:
+            continue
+        per = r["lodo"]["per_database"]
+        circor, seta = per.get("circor2022", {}), per.get("set_a", {})
+        lines.append(f"| {name} | **{r['lodo']['mean_macc']:.3f}** | {r['lodo']['worst_macc']:.3f} | "
+                     f"{circor.get('auroc', float('nan')):.3f} / {circor.get('macc', float('nan')):.3f} | "
+                     f"{seta.get('macc', float('nan')):.3f} | " +
+                     " | ".join(f"{per[db]['macc']:.3f}" if db in per else "" for db in ALL_DBS) + " |")
+    head = "| recipe | protocol | set | Se | Sp | MAcc | AUROC | ECE | n |\n|---|---|---|---|---|---|---|---|---|"
+    lines += ["", "CirCor has one recording per patient, so its row is also the patient-level score.", "",
+              "## Per database", "", head]
+    for name, r in results.items():
+        if "lodo" in r:
+            lines += [f"| {name} | leave-one-db-out | {db} held out | {_fmt(m)} |" for db, m in r["lodo"]["per_database"].items()]
+        if "cv" in r:
+            lines.append(f"| {name} | 5-fold CV | pooled | {_fmt(r['cv']['pooled'])} |")
+            lines += [f"| {name} | 5-fold CV | {db} | {_fmt(m)} |" for db, m in r["cv"]["per_database"].items()]
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(m: dict) -> str:

@@ -1,9 +1,10 @@
 """The network, and the model bundle the app ships: one folder, one door (`load_model`).
 
 A bundle is `model.tflite` (the CNN, run through LiteRT: ~1 ms a window, no TensorFlow at serving),
-`bundle.json` (feature settings, calibration, decision threshold, training facts) and `quality.json`
-(the quality gate, fitted separately by scripts/fit_quality_gate.py). The feature settings travel with
-the weights, so inference cannot drift from training.
+`bundle.json` (feature settings, calibration, decision threshold, training facts), `segmenter.json` (the
+S1/S2 segmenter, fitted by scripts/fit_segmenter.py) and `quality.json` (the quality gate, fitted by
+scripts/quality_gate.py). The feature settings travel with the weights, so inference cannot drift from
+training.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import FeatureConfig
+from .beats import Segmenter
 from .quality import QualityGate
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "heartbeat"
@@ -84,9 +86,13 @@ class Bundle:
                    float(d["threshold"]), d.get("info", {}))
 
 
+PARTS = ("model.tflite", "bundle.json", "segmenter.json", "quality.json")
+
+
 def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Path = DEFAULT_MODEL_DIR) -> Path:
-    """Convert the Keras network to TFLite (float32) and write it beside its settings. The quality gate
-    does not depend on the network: the one in `gate_from` is carried over when the bundle has none."""
+    """Convert the Keras network to TFLite (float32) and write it beside its settings. The segmenter and
+    the quality gate do not depend on the network: those in `gate_from` are carried over when the bundle
+    has none."""
     import shutil
     import tensorflow as tf
     out = Path(out_dir)
@@ -94,17 +100,19 @@ def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Pat
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     (out / "model.tflite").write_bytes(converter.convert())
     (out / "bundle.json").write_text(bundle.to_json())
-    if not (out / "quality.json").exists() and (Path(gate_from) / "quality.json").exists():
-        shutil.copy(Path(gate_from) / "quality.json", out / "quality.json")
+    for part in ("segmenter.json", "quality.json"):
+        if not (out / part).exists() and (Path(gate_from) / part).exists():
+            shutil.copy(Path(gate_from) / part, out / part)
     return out
 
 
 class HeartModel:
     """A loaded bundle: scores windows with LiteRT and turns window scores into a calibrated probability."""
 
-    def __init__(self, tflite_path: Path, bundle: Bundle, quality: QualityGate):
+    def __init__(self, tflite_path: Path, bundle: Bundle, segmenter: Segmenter, quality: QualityGate):
         from ai_edge_litert.interpreter import Interpreter
         self.bundle = bundle
+        self.segmenter = segmenter
         self.quality = quality
         self.features = bundle.features
         self._interp = Interpreter(model_path=str(tflite_path), num_threads=1)
@@ -130,8 +138,8 @@ class HeartModel:
 def load_model(path: str | Path | None = None) -> HeartModel:
     """The one door to weights: a bundle folder (default: the model shipped in models/heartbeat)."""
     folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
-    missing = [f for f in ("model.tflite", "bundle.json", "quality.json") if not (folder / f).exists()]
+    missing = [f for f in PARTS if not (folder / f).exists()]
     if missing:
         raise FileNotFoundError(f"No complete model bundle in {folder}: {', '.join(missing)} missing")
     return HeartModel(folder / "model.tflite", Bundle.from_json((folder / "bundle.json").read_text()),
-                      QualityGate.load(folder / "quality.json"))
+                      Segmenter.load(folder / "segmenter.json"), QualityGate.load(folder / "quality.json"))

@@ -9,7 +9,7 @@ import numpy as np
 from .audio import WIDEBAND_RATE, AudioError, load_audio
 from .features import feature_map, windows
 from .model import HeartModel, load_model
-from .quality import analyse
+from .quality import NOISY_CAUTION, analyse
 
 LABELS = ("normal", "abnormal", "no_heartbeat")
 
@@ -21,8 +21,10 @@ class Result:
     p_abnormal: float | None          # calibrated, None when no usable heart sound
     threshold: float                  # p_abnormal at or above this is called abnormal (chosen for MAcc)
     heart_rate_bpm: float | None
-    quality_score: float
-    quality_reason: str | None
+    quality: str                      # good | noisy (judged, with a caution) | unusable (no heartbeat)
+    quality_score: float              # 0..1: how sure the gate is that a heart sound is present
+    quality_reason: str | None        # why unusable, in plain words
+    caution: str | None               # said wherever the answer is shown (noisy recordings)
     duration_s: float
     windows: list[dict] = field(default_factory=list)   # start_s, end_s, p_abnormal per analysis window
     s1_times: list[float] = field(default_factory=list)
@@ -35,12 +37,13 @@ class Result:
 def classify(wideband: np.ndarray, model: HeartModel, keep_map: bool = False):
     """Judge a recording at WIDEBAND_RATE (what `read` returns). With keep_map, also return the heat map."""
     cfg = model.features
-    measurements, beats, cleaned, audio = analyse(wideband, cfg)
+    measurements, beats, cleaned, audio = analyse(wideband, cfg, model.segmenter)
     quality = model.quality.judge(measurements)
     fmap = feature_map(cleaned, cfg)
     duration = len(audio) / cfg.sample_rate
-    common = dict(threshold=model.bundle.threshold, quality_score=round(quality.score, 3),
-                  quality_reason=quality.reason, duration_s=round(duration, 2))
+    common = dict(threshold=model.bundle.threshold, quality=quality.level, quality_score=round(quality.score, 3),
+                  quality_reason=quality.reason, caution=NOISY_CAUTION if quality.level == "noisy" else None,
+                  duration_s=round(duration, 2))
     if not quality.usable:
         result = Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
     else:

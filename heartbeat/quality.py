@@ -1,10 +1,17 @@
-"""The quality gate: is there a usable heart sound in this recording, and if not, why not.
+"""The quality gate asks two questions: is a heart sound present, and how clean is it.
 
-Two hard rules give the plainest reasons (silent, clipped). Then shallow gradient-boosted trees on a
-handful of signal measurements, fitted by scripts/quality_gate.py on real heart recordings against real
-and generated non-heart audio, give a quality score; when it fails, the measurement most unlike heart
-recordings (in the direction non-heart audio goes) names the reason. The trees live in the model bundle
-(quality.json).
+No heart sound (or a silent or overdriven recording): the answer is "no heartbeat", with the plain
+reason. A heart sound that is present but noisy is judged all the same, with a caution: refusing it
+would leave the patient with no answer at all.
+
+Every measurement is made on the recording at the model's rate (2 kHz), so what lies above 1 kHz (a
+phone's hiss, a 44.1 kHz file's treble) cannot change the answer: the same heart sound gets the same
+answer whatever the file's sample rate. Two hard rules give the plainest reasons (no sound in the heart
+band, clipping); then boosted trees, fitted by scripts/quality_gate.py on heart recordings of every
+database against many kinds of non-heart audio, give the presence score. When presence fails, the
+measurement most unlike heart recordings names the reason. "Noisy" is one interpretable measurement:
+the heart sounds stand less than `noisy_below_db` above the sound between beats. The trees and the
+cut live in the model bundle (quality.json), as plain JSON.
 """
 from __future__ import annotations
 
@@ -14,36 +21,42 @@ from pathlib import Path
 
 import numpy as np
 import scipy.fft
-from scipy import signal
+from scipy import ndimage, signal
 
 from .audio import WIDEBAND_RATE, resample
-from .beats import Beats, find_beats
+from .beats import Beats, Segmenter, find_beats
 from .features import FeatureConfig, clean
 
-SILENT_DBFS = -55.0        # below this RMS level nothing audible was recorded
+SILENT_DBFS = -60.0        # heart-band (25-400 Hz) level below which nothing audible was recorded
 CLIPPED_FRACTION = 0.05    # more than 5% of samples at full scale: the input was overdriven
+SPECTRUM_HZ = (20.0, 800.0)   # what every input at 2 kHz holds, clear of the resampler's edge
 
-# The measurements the gate's trees use, in order.
-MEASUREMENTS = ("periodicity", "heart_band", "flatness", "tonality", "impulsiveness", "level_db", "high_band")
+# The measurements the trees use, in order.
+MEASUREMENTS = ("periodicity", "cycle_fit", "contrast_db", "heart_band", "flatness", "tonality", "peakiness",
+                "impulsiveness", "level_db")
 # What a measurement means for a clinician when it is what failed the recording. Level and tonality feed
-# the trees but make poor explanations (level differs little between heart and non-heart audio; a heart
-# sound's energy is itself concentrated in few frequencies), so they never name the reason.
+# the trees but make poor explanations, so they never name the reason.
 EXPLANATIONS = {
     "periodicity": "no steady heart rhythm was found",
-    "heart_band": "most of the sound is above the heart-sound band (speech, music or other noise)",
+    "cycle_fit": "no heart sounds (S1 and S2 in a steady cycle) were found",
+    "contrast_db": "no heart sounds stand out from the background noise",
+    "heart_band": "most of the sound is above the heart-sound range (speech, music or other noise)",
     "flatness": "the recording is mostly noise",
+    "peakiness": "the sound is a steady hum or tone, not heart sounds",
     "impulsiveness": "no distinct heart sounds (S1/S2) were found, only a steady sound",
-    "high_band": "much of the sound is high-pitched (speech, music or hiss), not heart sounds",
 }
-REASONS = {"silent": "the recording is silent or far too quiet: place the stethoscope or microphone on the chest",
+REASONS = {"silent": "no sound in the heart-sound range was recorded: place the stethoscope or microphone "
+                     "firmly on the chest",
            "clipped": "the recording is overdriven (clipping): lower the input volume and record again"}
+NOISY_CAUTION = "noisy recording: judge with caution, record again if you can"
 
 
 @dataclass
 class Quality:
     usable: bool
-    score: float            # 0..1: how sure the gate is that a usable heart sound is present
-    reason: str | None      # why not, in plain words (None when usable)
+    score: float            # 0..1: how sure the gate is that a heart sound is present
+    level: str              # "good", "noisy" or "unusable"
+    reason: str | None      # why unusable, in plain words
     measurements: dict
 
 
@@ -57,50 +70,77 @@ def _psd(x: np.ndarray, rate: int, segment: int) -> tuple[np.ndarray, np.ndarray
     return np.fft.rfftfreq(segments.shape[1], 1 / rate), power.mean(axis=0, dtype=np.float64)
 
 
-def measure(audio: np.ndarray, sample_rate: int, beats: Beats, wideband: np.ndarray | None = None) -> dict:
-    """Signal measurements of the raw audio (before band-pass and normalisation) and its beat analysis.
-    `wideband` is the same recording at WIDEBAND_RATE: its share of energy above 1 kHz (speech, music,
-    hiss) is invisible at the model's 2 kHz. A 2 kHz original has none, and counts as 0."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    freqs, psd = _psd(audio, sample_rate, 512)
-    band = (freqs >= 20) & (freqs <= min(1000, sample_rate / 2))
+def measure(audio: np.ndarray, cleaned: np.ndarray, sample_rate: int, beats: Beats) -> dict:
+    """The gate's measurements of a recording at the model rate (`audio`), its band-passed, unit-RMS
+    version (`cleaned`) and its beat analysis."""
+    centred = audio - audio.mean()
+    freqs, psd = _psd(centred, sample_rate, 512)
+    band = (freqs >= SPECTRUM_HZ[0]) & (freqs <= SPECTRUM_HZ[1])
     p = psd[band] + 1e-20
-    heart = p[freqs[band] <= 200].sum() / p.sum()
-    flatness = float(np.exp(np.mean(np.log(p))) / np.mean(p))
-    tonality = float(np.max(p) / p.sum())
+    # Heart-band level from the spectrum: drift, DC offset and anything above 400 Hz do not count.
+    heart_share = psd[(freqs >= 25) & (freqs <= 400)].sum() / (psd.sum() + 1e-20)
+    level_db = 10 * np.log10(np.mean(centred.astype(np.float64) ** 2) * heart_share + 1e-20)
+    # Peakiness: share of the power in spectral lines (hum, tones): 1 Hz bins ten times above the local
+    # floor. Relative to the floor, so a short recording's ragged spectrum does not count as lines.
+    fine_f, fine = _psd(centred, sample_rate, 2048)
+    fine = fine[(fine_f >= SPECTRUM_HZ[0]) & (fine_f <= SPECTRUM_HZ[1])] + 1e-20
+    lines = fine[fine > 10 * ndimage.median_filter(fine, size=21, mode="nearest")].sum()
     # Impulsiveness: heart sounds are short loud events; a high envelope crest factor says so.
-    # Analytic signal at a fast FFT length (an awkward length such as a large prime costs ten times more).
-    env = np.abs(signal.hilbert(audio - audio.mean(), N=scipy.fft.next_fast_len(len(audio))))[: len(audio)]
+    env = np.abs(signal.hilbert(cleaned, N=scipy.fft.next_fast_len(len(cleaned))))[: len(cleaned)]
     frames = env[: len(env) // 40 * 40].reshape(-1, 40).mean(axis=1)   # 20 ms frames at 2 kHz
-    impulsiveness = float((np.percentile(frames, 95) + 1e-9) / (np.median(frames) + 1e-9))
-    high = 0.0
-    if wideband is not None and len(wideband):
-        f, pw = _psd(wideband, WIDEBAND_RATE, 1024)
-        high = float(pw[f > 1000].sum() / (pw[f > 20].sum() + 1e-20))
-    return {"level_db": 20 * np.log10(rms + 1e-12), "clipped": float(np.mean(np.abs(audio) >= 0.98)),
-            "high_band": high,
-            "periodicity": beats.periodicity, "heart_band": float(heart), "flatness": flatness,
-            "tonality": tonality, "impulsiveness": float(np.log(impulsiveness))}
+    impulsiveness = (np.percentile(frames, 95) + 1e-9) / (np.median(frames) + 1e-9) if len(frames) else 1.0
+    return {"level_db": float(level_db), "clipped": float(np.mean(np.abs(audio) >= 0.98)),
+            "periodicity": beats.periodicity, "cycle_fit": beats.cycle_fit, "contrast_db": beats.contrast_db,
+            "heart_band": float(p[freqs[band] <= 200].sum() / p.sum()),
+            "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
+            "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness))}
 
 
-def analyse(wideband: np.ndarray, cfg: FeatureConfig) -> tuple[dict, Beats, np.ndarray, np.ndarray]:
+def analyse(wideband: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None
+            ) -> tuple[dict, Beats, np.ndarray, np.ndarray]:
     """A recording at WIDEBAND_RATE -> (measurements, beats, cleaned signal, audio at cfg.sample_rate).
     The one place the gate's inputs are made: classify() and the gate's fitting both call it."""
     audio = resample(wideband, WIDEBAND_RATE, cfg.sample_rate)
     cleaned = clean(audio, cfg)
-    beats = find_beats(cleaned, cfg.sample_rate)
-    return measure(audio, cfg.sample_rate, beats, wideband), beats, cleaned, audio
+    beats = find_beats(cleaned, cfg.sample_rate, segmenter)
+    return measure(audio, cleaned, cfg.sample_rate, beats), beats, cleaned, audio
+
+
+@dataclass
+class Trees:
+    """Gradient-boosted trees stored as plain JSON (no pickles: they break across scikit-learn versions)."""
+    nodes: list            # per tree: nodes as [feature, threshold, left, right, value, is_leaf]
+    baseline: float
+
+    def prob(self, x) -> float:
+        raw = self.baseline
+        for tree in self.nodes:
+            i = 0
+            while not tree[i][5]:
+                feature, threshold, left, right = tree[i][:4]
+                i = left if x[feature] <= threshold else right
+            raw += tree[i][4]
+        return float(1 / (1 + np.exp(-raw)))
+
+    @classmethod
+    def fit(cls, X: np.ndarray, y: np.ndarray, weight=None, seed: int = 0) -> "Trees":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        model = HistGradientBoostingClassifier(max_depth=3, max_iter=150, learning_rate=0.1, random_state=seed)
+        model.fit(X, np.asarray(y, bool), sample_weight=weight)
+        nodes = [[[int(n["feature_idx"]), float(n["num_threshold"]), int(n["left"]), int(n["right"]),
+                   float(n["value"]), bool(n["is_leaf"])] for n in predictors[0].nodes]
+                 for predictors in model._predictors]
+        return cls(nodes, float(np.ravel(model._baseline_prediction)[0]))
 
 
 @dataclass
 class QualityGate:
-    """Gradient-boosted trees over MEASUREMENTS, stored as plain JSON (no pickles: they break across
-    scikit-learn versions), with a pass threshold. `reference` holds each measurement's median and spread
-    over heart recordings and the direction in which non-heart audio departs from it, to name a reason."""
-    trees: list            # per tree: nodes as [feature, threshold, left, right, value, is_leaf]
-    baseline: float
-    reference: dict        # measurement -> {"heart": median over heart recordings, "other": over non-heart}
-    threshold: float = 0.5
+    """`present`: is a heart sound there. `reference` holds each measurement's median over heart
+    recordings and over non-heart audio, to name the reason for a refusal."""
+    present: Trees
+    reference: dict
+    threshold: float = 0.5          # presence score at or above this: a heart sound is present
+    noisy_below_db: float = 7.0     # beat contrast below this: "noisy", judged with a caution
 
     @staticmethod
     def rule(m: dict) -> str | None:
@@ -111,45 +151,57 @@ class QualityGate:
             return REASONS["clipped"]
         return None
 
-    def score(self, m: dict) -> float:
-        x = [m[k] for k in MEASUREMENTS]
-        raw = self.baseline
-        for nodes in self.trees:
-            i = 0
-            while not nodes[i][5]:
-                feature, threshold, left, right = nodes[i][:4]
-                i = left if x[feature] <= threshold else right
-            raw += nodes[i][4]
-        return float(1 / (1 + np.exp(-raw)))
+    @staticmethod
+    def vector(m: dict) -> list[float]:
+        return [m[k] for k in MEASUREMENTS]
 
     def judge(self, m: dict) -> Quality:
         if reason := self.rule(m):
-            return Quality(False, 0.0, reason, m)
-        score = self.score(m)
+            return Quality(False, 0.0, "unusable", reason, m)
+        x = self.vector(m)
+        score = self.present.prob(x)
         if score >= self.threshold:
-            return Quality(True, score, None, m)
+            return Quality(True, score, "noisy" if m["contrast_db"] < self.noisy_below_db else "good", None, m)
         atypical = {k: (m[k] - r["heart"]) / (r["other"] - r["heart"]) for k, r in self.reference.items()
                     if k in EXPLANATIONS and r["other"] != r["heart"]}
-        return Quality(False, score, EXPLANATIONS[max(atypical, key=atypical.get)], m)
+        return Quality(False, score, "unusable", EXPLANATIONS[max(atypical, key=atypical.get)], m)
+
+    def to_dict(self) -> dict:
+        return {"present": vars(self.present), "reference": self.reference, "threshold": self.threshold,
+                "noisy_below_db": self.noisy_below_db}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(vars(self)))
+        Path(path).write_text(json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> "QualityGate":
-        return cls(**json.loads(Path(path).read_text()))
+        d = json.loads(Path(path).read_text())
+        return cls(Trees(**d["present"]), d["reference"], d["threshold"], d["noisy_below_db"])
 
     @classmethod
-    def fit(cls, rows: list[dict], usable: np.ndarray, threshold: float = 0.5, seed: int = 0) -> "QualityGate":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        X = np.array([[r[k] for k in MEASUREMENTS] for r in rows])
-        usable = np.asarray(usable, bool)
-        model = HistGradientBoostingClassifier(max_depth=3, class_weight="balanced", random_state=seed)
-        model.fit(X, usable)
-        trees = [[[int(n["feature_idx"]), float(n["num_threshold"]), int(n["left"]), int(n["right"]),
-                   float(n["value"]), bool(n["is_leaf"])] for n in predictors[0].nodes]
-                 for predictors in model._predictors]
-        baseline = float(np.ravel(model._baseline_prediction)[0])
-        reference = {k: {"heart": float(np.median(X[usable, j])), "other": float(np.median(X[~usable, j]))}
+    def fit(cls, rows: list[dict], heart: np.ndarray, noisy: np.ndarray, weight: np.ndarray, original: np.ndarray,
+            pass_rate: float = 0.99, seed: int = 0) -> "QualityGate":
+        """`rows`: measurements; `heart`: a heart sound is present; `noisy` (heart rows): 1 noisy, 0 clean,
+        NaN unknown; `weight` balances databases and kinds; `original`: a real recording, not an
+        augmented copy. The presence threshold lets `pass_rate` of the (weighted) real heart recordings
+        through, and asks no more than 0.5; the noisy cut on the beat contrast best separates the noisy
+        from the clean heart rows (balanced accuracy)."""
+        from sklearn.metrics import roc_curve
+        X = np.array([cls.vector(r) for r in rows])
+        heart, noisy = np.asarray(heart, bool), np.asarray(noisy, float)
+        weight, original = np.asarray(weight, float), np.asarray(original, bool)
+        w = weight.copy()
+        for label in (True, False):                      # the two answers weigh alike
+            w[heart == label] /= w[heart == label].sum()
+        present = Trees.fit(X, heart, w, seed)
+        reference = {k: {"heart": float(np.median(X[heart, j])), "other": float(np.median(X[~heart, j]))}
                      for j, k in enumerate(MEASUREMENTS)}
-        return cls(trees, baseline, reference, threshold)
+        real = heart & original
+        scores = np.array([present.prob(x) for x in X[real]])
+        order = np.argsort(scores)
+        cum = np.cumsum(weight[real][order]) / weight[real].sum()
+        threshold = float(min(0.5, scores[order][np.searchsorted(cum, 1 - pass_rate)]))
+        known = heart & ~np.isnan(noisy)
+        contrast = X[known, MEASUREMENTS.index("contrast_db")]
+        fpr, tpr, cuts = roc_curve(noisy[known], -contrast, sample_weight=weight[known])
+        return cls(present, reference, threshold, float(-cuts[np.argmax(tpr - fpr)]))

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 from tqdm import tqdm
 
 from .audio import WIDEBAND_RATE, load_audio, resample
+from . import augment
 from .features import FeatureConfig, extract
 from .model import Bundle, Calibration, build_cnn
 
@@ -36,6 +36,7 @@ class TrainSettings:
     batch_size: int = 128
     learning_rate: float = 1e-3
     augment_copies: int = 2           # augmented renditions of each training recording, besides the clean one
+    augmentation: str = "classic"     # "classic" (band limits, gain, noise) or "channel" (heartbeat.augment)
     balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
     val_fraction: float = 0.15        # recordings held out for early stopping, threshold and calibration
     seed: int = 0
@@ -51,51 +52,39 @@ class Trained:
     history: list = field(default_factory=list)   # per epoch: loss, val AUROC, val MAcc
 
 
-# ---------------------------------------------------------------- augmentation ----
-
-def augment(audio: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Another device and another room: time shift, random band limits, gain, coloured noise."""
-    x = audio[rng.integers(0, min(int(1.5 * sr), len(audio) // 4) + 1):]   # time shift: windows fall elsewhere
-    low, high = rng.uniform(15, 90), min(rng.uniform(180, 950), 0.45 * sr)
-    sos = signal.butter(int(rng.integers(1, 4)), [low, high], btype="bandpass", fs=sr, output="sos")
-    x = signal.sosfilt(sos, x)                                        # a different chest piece / microphone
-    x = x * 10 ** (rng.uniform(-20, 20) / 20)
-    spectrum = np.fft.rfft(rng.standard_normal(len(x)))
-    freqs = np.fft.rfftfreq(len(x), 1 / sr)
-    spectrum[1:] /= freqs[1:] ** (rng.choice([0.0, 1.0, 2.0]) / 2)     # white, pink or brown
-    noise = np.fft.irfft(spectrum, n=len(x))
-    snr_db = rng.uniform(5, 30)
-    noise *= np.sqrt(np.mean(x ** 2) / (np.mean(noise ** 2) + 1e-12) / 10 ** (snr_db / 10))
-    return (x + noise).astype(np.float32)
-
-
 # ---------------------------------------------------------------- features, cached ----
 
+AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30))}
+
+
 def _featurize_one(job) -> np.ndarray:
-    path, cfg, copy, seed, out = job
+    path, cfg, copy, seed, out, kind = job
     # Decoded exactly as predict.read() + classify() do: wideband first, then the model's rate.
     audio = resample(load_audio(path, WIDEBAND_RATE, min_seconds=0), WIDEBAND_RATE, cfg.sample_rate)
     if copy > 0:
-        audio = augment(audio, cfg.sample_rate, np.random.default_rng([seed, copy, zlib.crc32(path.encode())]))
+        rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
+        audio = AUGMENTATIONS[kind](audio, cfg.sample_rate, rng)
     windows = extract(audio, cfg)[0].astype(np.float16)
     np.save(out, windows)
     return windows
 
 
-def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2,
+              augmentation: str = "classic") -> tuple[np.ndarray, np.ndarray]:
     """Windows of every recording (copy 0 clean, 1.. augmented) and each window's recording index.
 
     Cached one file per recording under .cache/features/, keyed by everything that changes the result,
     so any subset of recordings (a fold, an external set) reuses what was computed before.
     """
     paths = [str(p) for p in paths]
-    key = json.dumps([cfg.to_dict(), copy, seed if copy else 0, FEATURE_VERSION])
+    key = [cfg.to_dict(), copy, seed if copy else 0, FEATURE_VERSION]
+    key = json.dumps(key + [augmentation] if copy and augmentation != "classic" else key)
     folder = CACHE_DIR / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
-    todo = [(p, cfg, copy, seed, f) for p, f in zip(paths, files) if not f.exists()]
+    todo = [(p, cfg, copy, seed, f, augmentation) for p, f in zip(paths, files) if not f.exists()]
     if todo:
-        desc = f"features ({'clean' if copy == 0 else f'augmented #{copy}'})"
+        desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
         with Pool(workers) as pool:
             for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
                           leave=False, disable=None):
@@ -197,7 +186,8 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
     # Windows: the clean copy of every recording, plus augmented copies of the training recordings only.
     X0, rec0 = featurize(paths, cfg, 0, settings.seed)
-    parts = [(X0, rec0)] + [featurize(paths, cfg, c, settings.seed) for c in range(1, settings.augment_copies + 1)]
+    parts = [(X0, rec0)] + [featurize(paths, cfg, c, settings.seed, augmentation=settings.augmentation)
+                            for c in range(1, settings.augment_copies + 1)]
     in_train = np.isin(np.arange(len(table)), tr)
     X = np.concatenate([Xc[in_train[rc]] for Xc, rc in parts])
     rec = np.concatenate([rc[in_train[rc]] for _, rc in parts])

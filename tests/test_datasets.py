@@ -92,3 +92,15 @@ def test_data_root_from_environment(monkeypatch, tmp_path):
     assert D.data_root() == tmp_path
     with pytest.raises(FileNotFoundError):
         D.load_table()
+
+
+def test_circor_counts_groups_and_segmentation(table):
+    c = D.select(table, D.CIRCOR_DBS)
+    assert len(c) == 566 and c["group"].nunique() == 566                  # one recording per patient
+    assert c.groupby("label").size().to_dict() == {"normal": 417, "abnormal": 108, "unknown": 41}
+    assert (c["sample_rate"] == 2000).all() and c["group"].str.startswith("circor2022/").all()
+    seg = D.circor_segments(c["path"].iloc[0])
+    assert set(seg["state"]) <= set(D.CIRCOR_STATES.values()) and (seg["end_s"] > seg["start_s"]).all()
+    assert {"S1", "S2"} <= set(seg["state"])
+    for tr, te in D.stratified_kfold(c, 5):
+        assert not set(c.loc[tr, "group"]) & set(c.loc[te, "group"])
