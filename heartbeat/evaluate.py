@@ -122,7 +122,8 @@ def leaky_split(physionet: pd.DataFrame, cfg, settings, seed: int = 0) -> dict:
 
 RECIPES = {
     "ours": (FeatureConfig(), TrainSettings()),
-    "channel": (FeatureConfig(), TrainSettings(augmentation="channel")),
+    "floor": (FeatureConfig(floor_db=50.0), TrainSettings()),
+    "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
 }

@@ -32,6 +32,10 @@ class FeatureConfig:
     # Per-recording standardisation of each coefficient: a stethoscope's fixed frequency response is an
     # additive offset in the cepstrum, so removing the recording's mean removes much of the device.
     recording_norm: bool = True
+    # Floor of the log-mel, in dB below the recording's loudest band: bands the band-pass left nearly
+    # empty otherwise carry the file's noise floor (16-bit quantisation, resampler residue), which differs
+    # between sample rates and containers of the same sound. None: no floor (the bundled model's setting).
+    floor_db: float | None = None
 
     def __post_init__(self):
         if self.kind not in ("mfcc", "logmel"):
@@ -86,7 +90,7 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """(n_coeffs, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned."""
     mel = librosa.feature.melspectrogram(y=audio, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
                                          n_mels=cfg.n_mels, fmin=cfg.band_hz[0], fmax=cfg.fmax, center=True)
-    logmel = librosa.power_to_db(mel, ref=1.0, top_db=None)
+    logmel = librosa.power_to_db(mel, ref=1.0, top_db=cfg.floor_db)
     fmap = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc) if cfg.kind == "mfcc" else logmel
     if cfg.recording_norm:
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / (fmap.std(axis=1, keepdims=True) + 1e-6)
