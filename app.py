@@ -119,18 +119,27 @@ def _sweep_forever(demo, period_s: float = 1.0) -> None:
 
 
 def _label(r) -> dict:
-    if r.label == "no_heartbeat":
-        return {LABEL_TEXT["no_heartbeat"]: r.confidence}
-    return {LABEL_TEXT["abnormal"]: r.p_abnormal, LABEL_TEXT["normal"]: 1 - r.p_abnormal}
+    """The headline is the decision, with the confidence in it, and nothing else: a Label showing both
+    classes heads with the larger bar, which near the referral cut (p_abnormal 0.40, cut 0.38) said
+    "Normal" above the words "Abnormal: refer"."""
+    return {LABEL_TEXT[r.label]: r.confidence}
+
+
+def _percent(p: float, cut: float) -> tuple[str, str]:
+    """p and the cut as percentages, with a decimal where whole numbers would print them equal."""
+    digits = 0 if round(p * 100) != round(cut * 100) else 1
+    return f"{p:.{digits}%}", f"{cut:.{digits}%}"
 
 
 def _explain(r) -> str:
     if r.label == "no_heartbeat":
         return (f"### No usable heart sound\n**Why:** {r.quality_reason}.\n\nPlace the stethoscope or phone firmly "
                 "on the chest (left of the breastbone), keep still and quiet, and record 15-30 seconds.")
+    p, cut = _percent(r.p_abnormal, r.threshold)
+    why = (f"at or above the referral cut of {cut}, which is set low on purpose: an extra referral costs less "
+           "than a missed disease" if r.label == "abnormal" else f"below the referral cut of {cut}")
     lines = [f"### {LABEL_TEXT[r.label]}",
-             f"- Chance the heart sound is abnormal: **{r.p_abnormal:.0%}** (called abnormal at "
-             f"{r.threshold:.0%} or more: the cut favours catching disease)",
+             f"- Chance the heart sound is abnormal: **{p}**, {why}",
              f"- Heart rate: **{r.heart_rate_bpm:.0f} bpm**" if r.heart_rate_bpm else "- Heart rate: not steady enough to count",
              f"- Recording quality: **{r.quality}** · {r.duration_s:.0f} s analysed in {len(r.windows)} windows"]
     if r.caution:
@@ -190,7 +199,7 @@ def build(model) -> gr.Blocks:
         # The length limit is enforced when reading (MAX_SECONDS), with a message, not by the widget.
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Heart sound")
         button = gr.Button("Check this heart sound", variant="primary")
-        label = gr.Label(label="Answer", num_top_classes=2)
+        label = gr.Label(label="Answer", num_top_classes=1)
         explanation = gr.Markdown()
         beats_plot = gr.Plot(label="Beats and windows")
         map_plot = gr.Plot(label="What the model saw")

@@ -51,11 +51,14 @@ def cmd_train(args) -> int:
     if args.limit:   # a smoke run: a few recordings of each label
         import pandas as pd
         table = pd.concat([g.sample(min(len(g), args.limit // 2), random_state=0) for _, g in table.groupby("label")])
+    if args.recipe not in RECIPES:
+        raise SystemExit(f"unknown recipe {args.recipe!r}: choose one of {', '.join(RECIPES)}")
     cfg, settings = RECIPES[args.recipe]
     overrides = {k: v for k, v in (("epochs", args.epochs), ("windows_per_epoch", args.windows_per_epoch),
                                    ("augment_copies", args.augment_copies), ("seed", args.seed)) if v is not None}
     settings = TrainSettings(**(settings.to_dict() | overrides))
     trained = train_model(table, cfg, settings)
+    trained.bundle.info["recipe"] = args.recipe
     out = save_bundle(trained.keras_model, trained.bundle, args.out)
     (out / "history.json").write_text(json.dumps(trained.history, indent=2))
     print(f"saved {out} ({(out / 'model.tflite').stat().st_size / 1024:.0f} KB)")
@@ -105,7 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="models/heartbeat")
     p.add_argument("--data", help="data root (default: $HEARTBEAT_DATA or ../shared/data)")
     p.add_argument("--databases", nargs="+", default=None, help="sub-databases to train on (default: all)")
-    p.add_argument("--recipe", default="ours", choices=["ours", "baseline"])
+    p.add_argument("--recipe", default="channel", help="a recipe of the ablation (heartbeat.evaluate.RECIPES): "
+                   "channel (the bundled model's), floor, ours or baseline")
     p.add_argument("--epochs", type=int)
     p.add_argument("--windows-per-epoch", type=int)
     p.add_argument("--augment-copies", type=int)

@@ -57,6 +57,14 @@ def equalise(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return np.fft.irfft(spectrum * 10 ** (tilt_db / 20), n=len(x))
 
 
+def hiss_above(n: int, sr: int, rng: np.random.Generator, hz: float = 1100.0) -> np.ndarray:
+    """White hiss with nothing below `hz`: what a phone or a 44.1 kHz file adds above the heart band,
+    and a 2 kHz file cannot hold (a brick wall in the spectrum, so nothing leaks below it)."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum[np.fft.rfftfreq(n, 1 / sr) < hz] = 0
+    return np.fft.irfft(spectrum, n=n)
+
+
 def hum(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Mains hum at 50 or 60 Hz with random odd and even harmonics, unit RMS."""
     t = np.arange(n) / sr

@@ -201,11 +201,14 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     probs = seg.state_probs(clean_audio, sample_rate)
     log_p = np.log(probs + 1e-6) - np.log(np.asarray(seg.prior) + 1e-6)     # scaled likelihoods
     # Candidate periods: the envelope's, the S1 probability's (sharper: S2 and murmurs do not count) and
-    # half of each (a weak S1 every other beat doubles the autocorrelation's period). The cycle that
-    # explains the frames best wins.
-    from_s1 = _period(autocorrelation(probs[:, 0]))
+    # half of each where the S1 probability repeats there too (a weak S1 every other beat doubles the
+    # autocorrelation's period). The cycle that explains the frames best wins.
+    ac_s1 = autocorrelation(probs[:, 0])
+    from_s1 = _period(ac_s1)
     candidates = {round(p, 2) for p in (found[0], from_s1[0] if from_s1 else found[0])}
-    candidates |= {round(p / 2, 2) for p in candidates if p / 2 >= FRAME_RATE * 60 / MAX_BPM}
+    peaks = signal.find_peaks(ac_s1, height=0.05)[0]
+    candidates |= {round(p / 2, 2) for p in candidates if p / 2 >= FRAME_RATE * 60 / MAX_BPM
+                   and np.any(np.abs(peaks - p / 2) <= 0.15 * p / 2)}    # only where a beat there is heard
     states, best = max((cycle_states(log_p, p, seg) for p in candidates), key=lambda r: r[1])
     s1, s2 = _centres(states, 0), _centres(states, 2)
     # Diastole is quiet in a clean recording (systolic murmurs do not reach it); noise fills it.

@@ -82,23 +82,21 @@ def heart_rows(table: pd.DataFrame) -> list[dict]:
     for r in pos.itertuples():
         noisy = "noisy" in r.original_label or r.label == "unknown"
         base = {"database": r.database, "kind": f"heart ({r.database})", "heart": True, "group": r.group}
-        # Only set_b and CirCor say which recordings are noisy; the noisy cut is fitted on those alone.
-        label = float(noisy) if r.database in ("set_b", "circor2022") else np.nan
-        rows.append(base | {"source": r.path, "aug": None, "original": True, "noisy": label, "real_noisy": noisy, "parts": []})
+        rows.append(base | {"source": r.path, "aug": None, "original": True, "real_noisy": noisy, "parts": []})
         # One copy each: as another device in another room would have made it, or with a background
         # sound mixed in (alternately). Below 5 dB SNR "is a heart sound there?" has no clear answer.
         seed = zlib.crc32(r.path.encode())
         snr = float(np.random.default_rng(seed).uniform(5, 30))
         background = negatives.BACKGROUNDS[seed // 2 % len(negatives.BACKGROUNDS)].__name__
         aug = ("channel", seed, snr, None) if seed % 2 else ("background", seed, snr, background)
-        rows.append(base | {"source": r.path, "aug": aug, "original": False, "noisy": np.nan, "real_noisy": noisy,
+        rows.append(base | {"source": r.path, "aug": aug, "original": False, "real_noisy": noisy,
                             "parts": [] if seed % 2 else [background]})
     return rows
 
 
 def non_heart_rows(table: pd.DataFrame, per_kind: int) -> list[dict]:
     rows = []
-    base = {"database": None, "heart": False, "noisy": np.nan, "aug": None, "original": True}
+    base = {"database": None, "heart": False, "aug": None, "original": True}
     for path in select(table, ["set_a"], ["no_heartbeat"])["path"]:
         rows.append(base | {"kind": "artifact (PASCAL set_a, real)", "source": path, "parts": ["artifact"]})
     for gen in negatives.GENERATED:
@@ -135,8 +133,8 @@ def weights(rows: list[dict]) -> np.ndarray:
 
 
 def fit(rows: list[dict]) -> QualityGate:
-    return QualityGate.fit([r["m"] for r in rows], np.array([r["heart"] for r in rows]),
-                           np.array([r["noisy"] for r in rows]), weights(rows), np.array([r["original"] for r in rows]))
+    return QualityGate.fit([r["m"] for r in rows], np.array([r["heart"] for r in rows]), weights(rows),
+                           np.array([r["original"] for r in rows]))
 
 
 def judged(gate: QualityGate, rows: list[dict]) -> list:
@@ -180,7 +178,6 @@ def leave_one_kind_out(rows: list[dict]) -> dict:
 def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: int, seed: int = 0) -> dict:
     """Real heart recordings at 2, 4, 8, 16 and 44.1 kHz, the faster ones with hiss above 1 kHz (a
     2 kHz file cannot hold it): how often the gate's answer and level are the same at every rate."""
-    from scipy import signal as sps
     pos = table[table["label"].isin(["normal", "abnormal", "unknown"]) & (table["database"].isin(ALL_DBS))
                 & ~((table["label"] == "unknown") & (table["database"] != "circor2022"))]
     sample = pos.groupby("database", group_keys=False).apply(lambda g: g.sample(min(per_db, len(g)), random_state=seed))
@@ -195,10 +192,8 @@ def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: in
         answers = []
         for rate in RATES:
             x = resample(original, SAMPLE_RATE, rate)
-            if rate > SAMPLE_RATE:
-                sos = sps.butter(4, 1100, "highpass", fs=rate, output="sos")
-                hiss = sps.sosfilt(sos, rng.standard_normal(len(x)))
-                x = augment.add_at_snr(x, hiss, rng.uniform(-5, 10))        # hiss as loud as the heart, or louder
+            if rate > SAMPLE_RATE:                                            # hiss as loud as the heart, or louder
+                x = augment.add_at_snr(x, augment.hiss_above(len(x), rate, rng), rng.uniform(-5, 10))
             x = np.clip(x, -1, 1)
             q = gate.judge(analyse(resample(x.astype(np.float32), rate, WIDEBAND_RATE), cfg, seg)[0])
             answers.append((q.usable, q.level, q.score))

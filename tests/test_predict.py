@@ -10,7 +10,7 @@ from heartbeat.__main__ import main
 from heartbeat.audio import WIDEBAND_RATE
 from heartbeat.predict import classify, predict_files, read
 from heartbeat.quality import EXPLANATIONS, REASONS
-from conftest import heartlike, need, write
+from conftest import heartlike, write
 
 SR = WIDEBAND_RATE
 
@@ -53,15 +53,14 @@ def test_clipping_says_clipped(model):
     assert r.label == "no_heartbeat" and r.quality_reason == REASONS["clipped"]
 
 
-@pytest.mark.parametrize("kind", ["white_noise", "tone", "mains_hum", "music_like", "rubbing", "speech"])
+# One sample of each kind, answered in full (reason, confidence, no windows). Speech, a known weak spot
+# (refused 0.76 when held out of fitting, reports/quality_gate.md), is measured as a rate over eight unseen
+# voices in test_quality.py instead of on one sample.
+@pytest.mark.parametrize("kind", ["white_noise", "tone", "mains_hum", "music_like", "rubbing"])
 def test_non_heart_sounds_say_no_heartbeat(model, kind):
     import negatives
     from heartbeat.audio import resample
-    if kind == "speech":
-        x = negatives.speech(0, 10)
-        need(x is not None, "espeak-ng (Debian package) for speech")
-    else:
-        x = getattr(negatives, kind)(np.random.default_rng(7), 10)
+    x = getattr(negatives, kind)(np.random.default_rng(7), 10)
     r = judge(resample(x.astype(np.float32), negatives.SR, SR), model)
     assert r.label == "no_heartbeat", (kind, r.quality_score)
     assert r.quality_reason and r.confidence > 0.5 and not r.windows
@@ -96,8 +95,10 @@ def test_gate_trees_score_like_scikit_learn():
     X = rng.normal(size=(400, 8))
     y = X[:, 0] + 0.5 * X[:, 2] > 0
     w = rng.uniform(0.5, 2, 400)
-    trees = Trees.fit(X, y, w)
-    reference = HistGradientBoostingClassifier(max_depth=3, max_iter=150, learning_rate=0.1, random_state=0)
+    monotonic = [1, 0, -1, 0, 0, 0, 0, 0]
+    trees = Trees.fit(X, y, w, monotonic=monotonic)
+    reference = HistGradientBoostingClassifier(max_depth=3, max_iter=150, learning_rate=0.1, random_state=0,
+                                               monotonic_cst=monotonic)
     reference.fit(X, y, sample_weight=w)
     np.testing.assert_allclose([trees.prob(x) for x in X], reference.predict_proba(X)[:, 1], atol=1e-9)
 
@@ -106,7 +107,7 @@ def test_gate_round_trips_through_json(model, tmp_path):
     from heartbeat.quality import QualityGate
     model.quality.save(tmp_path / "q.json")
     again = QualityGate.load(tmp_path / "q.json")
-    m = {k: r["heart"] for k, r in model.quality.reference.items()} | {"clipped": 0.0}
+    m = {k: r["heart"] for k, r in model.quality.reference.items()} | {"clipped": 0.0, "level_db": -30.0}
     assert again.judge(m) == model.quality.judge(m)
 
 
@@ -116,7 +117,7 @@ def test_each_reason_names_the_measurement_that_failed(model, measurement):
     which is typical of non-heart audio, is explained by that measurement when the gate rejects it."""
     import dataclasses
     gate = dataclasses.replace(model.quality, threshold=1.01)      # reject everything, to read the reason
-    m = {k: r["heart"] for k, r in gate.reference.items()} | {"clipped": 0.0}
+    m = {k: r["heart"] for k, r in gate.reference.items()} | {"clipped": 0.0, "level_db": -30.0}
     m[measurement] = gate.reference[measurement]["other"]
     assert gate.judge(m).reason == EXPLANATIONS[measurement]
 
