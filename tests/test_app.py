@@ -282,3 +282,33 @@ def test_json_api_gives_the_whole_result(client, recordings, tmp_module):
     bad = tmp_module / "empty.wav"
     bad.write_bytes(b"")
     assert "empty" in client.predict(handle_file(str(bad)), api_name="/classify")["error"]
+
+
+def test_headline_is_the_decision_on_both_sides_of_the_cut(tmp_module, recordings):
+    """Near the referral cut the headline once said "Normal" (the larger of two bars) above the words
+    "Abnormal: refer". Two servers whose bundles differ only in the cut, just below and just above this
+    recording's p_abnormal, asked through the page's own endpoint: the headline is the decision, its
+    confidence is the confidence in that decision, and the text says the same."""
+    import shutil
+    from gradio_client import Client
+    from heartbeat.model import DEFAULT_MODEL_DIR, load_model
+    from heartbeat.predict import classify, read
+    model = load_model()
+    p = classify(read(recordings["wav"], model), model).p_abnormal
+    assert 0.02 < p < 0.98
+    for cut, decision, confidence in ((p - 0.005, "Abnormal: refer", p), (p + 0.005, "Normal", 1 - p)):
+        bundle = tmp_module / f"cut-{cut:.4f}"
+        shutil.copytree(DEFAULT_MODEL_DIR, bundle)
+        meta = json.loads((bundle / "bundle.json").read_text())
+        (bundle / "bundle.json").write_text(json.dumps(meta | {"threshold": cut}))
+        s = Server(tmp_module, "--model", str(bundle), env={"HEARTBEAT_AUTH": ":".join(AUTH)})
+        try:
+            out = ask(Client(s.url, auth=AUTH, verbose=False), recordings["wav"])
+        finally:
+            s.stop()
+        headline, text = out[0], out[1]
+        assert headline["label"] == decision, (cut, p, headline)
+        assert [c["label"] for c in headline["confidences"]] == [decision]
+        assert abs(headline["confidences"][0]["confidence"] - confidence) < 0.002
+        assert text.startswith(f"### {decision}\n")
+        assert ("at or above the referral cut" in text) == (decision != "Normal"), text
