@@ -2,8 +2,8 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--model DIR] [--share]
 
-Privacy: uploads and recordings live in a private temporary folder only while they are judged and are
-deleted right after the answer; nothing about a patient is logged; Gradio's analytics are off.
+Privacy: uploads and recordings live in a private temporary folder only until their request starts: each
+is read into memory and deleted before it is judged; nothing about a patient is logged; Gradio's analytics are off.
 `--share` opens an HTTPS ngrok tunnel and always puts a login in front of the app.
 """
 from __future__ import annotations
@@ -45,13 +45,14 @@ LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat":
 
 def judge(path: str | None, model):
     """(Result, wideband audio, heat map) for an uploaded file, or an error message for the page.
-    The upload is marked for deletion either way."""
+    The upload is read into memory and deleted from disk before it is decoded."""
     if not path:
         return "Record or upload a heart sound first."
-    if not Path(path).exists():
+    data = _take(path)
+    if data is None:
         return "**The recording is no longer on the server.** Please upload or record it again."
     try:
-        wide = read(path, model, max_seconds=MAX_SECONDS)
+        wide = read(data, model, max_seconds=MAX_SECONDS)
         result, fmap = classify(wide, model, keep_map=True)
         return result, wide, fmap
     except AudioError as e:
@@ -59,9 +60,6 @@ def judge(path: str | None, model):
     except Exception as e:  # never a traceback on the page; no patient data in the log either
         log.error("unexpected %s while judging a recording", type(e).__name__)
         return "**Something went wrong reading this recording.** Please try again or record anew."
-    finally:
-        if path:
-            _forget(path)
 
 
 def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
@@ -81,20 +79,43 @@ def answer_json(path: str | None, model) -> dict:
     return judged[0].to_dict()
 
 
-# Gradio stores identical uploads at one content-hashed path, so a recording is deleted only once no
-# request is running or waiting (an identical upload may still be queued) and GRACE_S after its last answer
-# (a client's upload reaches the queue a moment after the upload itself). The sweeper checks each second.
+# Each upload is read into memory and deleted from disk the moment its request starts, whatever else is
+# queued: only recordings being judged are ever on disk. Gradio stores identical uploads at one
+# content-hashed path, so a second request for the same bytes can find the file already gone; it is served
+# from `_taken`, an in-memory copy dropped once the queue is idle and GRACE_S have passed (a client's request
+# reaches the queue a moment after its upload), and never kept past TAKEN_MAX_S.
+# The sweeper also removes any file left in the upload folder for STALE_S (an upload whose request never
+# came, e.g. a closed browser tab).
 GRACE_S = 3.0
-_answered: dict[Path, float] = {}       # upload -> when it was last answered
-_answered_lock = threading.Lock()
+TAKEN_MAX_S = 120.0
+STALE_S = 300.0
+_taken: dict[Path, tuple[bytes, float]] = {}   # upload path -> (its bytes, when taken)
+_taken_lock = threading.Lock()
 
 
-def _forget(path: str) -> None:
-    """Mark an upload answered; the sweeper deletes it (and Gradio's folder around it) soon after."""
+def _take(path: str) -> bytes | None:
+    """The upload's bytes, its file (and Gradio's folder around it) deleted at once; None if it is gone."""
     p = Path(path).resolve()
-    if UPLOAD_DIR in p.parents:
-        with _answered_lock:
-            _answered[p] = time.monotonic()
+    if UPLOAD_DIR not in p.parents:
+        return None                         # only our own upload folder is read (Gradio passes nothing else)
+    with _taken_lock:
+        try:
+            data = p.read_bytes()
+        except OSError:
+            held = _taken.get(p)
+            return held[0] if held else None
+        _delete(p)
+        _taken[p] = (data, time.monotonic())
+    return data
+
+
+def _delete(p: Path) -> None:
+    p.unlink(missing_ok=True)
+    if p.parent != UPLOAD_DIR:
+        try:
+            p.parent.rmdir()                  # Gradio's content-hash folder, once empty
+        except OSError:
+            pass
 
 
 def _queue_idle(demo) -> bool:
@@ -104,18 +125,20 @@ def _queue_idle(demo) -> bool:
     return len(queue) == 0 and all(q.current_concurrency == 0 for q in queue.event_queue_per_concurrency_id.values())
 
 
-def _sweep_forever(demo, period_s: float = 1.0) -> None:
+def _sweep_forever(demo, period_s: float = 0.5) -> None:
     while True:
         time.sleep(period_s)
-        if not _answered or not _queue_idle(demo):
-            continue
-        with _answered_lock:
-            due = [p for p, t in _answered.items() if time.monotonic() - t >= GRACE_S]
-            for p in due:
-                del _answered[p]
-        for p in due:
-            folder = p.parent if p.parent != UPLOAD_DIR else None
-            shutil.rmtree(folder, ignore_errors=True) if folder else p.unlink(missing_ok=True)
+        now = time.monotonic()
+        idle = _queue_idle(demo)
+        with _taken_lock:
+            for p in [p for p, (_, t) in _taken.items() if (idle and now - t > GRACE_S) or now - t > TAKEN_MAX_S]:
+                del _taken[p]
+        for f in [f for f in UPLOAD_DIR.rglob("*") if f.is_file()]:
+            try:
+                if time.time() - f.stat().st_mtime > STALE_S:
+                    _delete(f)
+            except OSError:
+                pass
 
 
 def _label(r) -> dict:

@@ -122,6 +122,9 @@ def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,
         raise InvalidSamplesError("The recording contains invalid sample values (NaN or infinity); "
                                   "the file was written incorrectly. Please export or record it again.")
     audio = audio.mean(axis=1) if audio.ndim == 2 else audio          # any channel count -> mono
+    # DC offset removed: no heart sound is at 0 Hz, and an offset is a device signature (training-b and -e
+    # carry one up to 3x their RMS) that the resampler and band-pass turn into clicks at the ends.
+    audio = audio - audio.mean(dtype=np.float64)
     audio = resample(audio, rate, sr)
     duration = len(audio) / sr
     if duration < min_seconds:

@@ -205,7 +205,12 @@ def cross_device_markdown(results: dict) -> str:
                      f"{seta.get('macc', float('nan')):.3f} | " +
                      " | ".join(f"{per[db]['macc']:.3f}" if db in per else "" for db in ALL_DBS) + " |")
     head = "| recipe | protocol | set | Se | Sp | MAcc | AUROC | ECE | n |\n|---|---|---|---|---|---|---|---|---|"
-    lines += ["", "CirCor has one recording per patient, so its row is also the patient-level score.", "",
+    by_note: dict[str, list[str]] = {}
+    for name, r in results.items():
+        if r.get("note"):
+            by_note.setdefault(r["note"], []).append(name)
+    notes = [f"- {', '.join(names)}: {note}." for note, names in by_note.items()]
+    lines += ["", "CirCor has one recording per patient, so its row is also the patient-level score."] + notes + ["",
               "## Per database", "", head]
     for name, r in results.items():
         if "lodo" in r:

@@ -9,6 +9,7 @@ training.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,25 +111,36 @@ class HeartModel:
     """A loaded bundle: scores windows with LiteRT and turns window scores into a calibrated probability."""
 
     def __init__(self, tflite_path: Path, bundle: Bundle, segmenter: Segmenter, quality: QualityGate):
-        from ai_edge_litert.interpreter import Interpreter
         self.bundle = bundle
         self.segmenter = segmenter
         self.quality = quality
         self.features = bundle.features
-        self._interp = Interpreter(model_path=str(tflite_path), num_threads=1)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
-        self._batch = None
+        self._tflite = str(tflite_path)
+        # One interpreter per thread: an interpreter is not thread-safe (the app judges two requests at once,
+        # and a shared one raised "at least 1 reference to internal data" under concurrent uploads).
+        self._local = threading.local()
+        self._interpreter()                       # load (and fail on a broken file) now, not on a patient
+
+    def _interpreter(self):
+        local = self._local
+        if not hasattr(local, "interp"):
+            from ai_edge_litert.interpreter import Interpreter
+            local.interp = Interpreter(model_path=self._tflite, num_threads=1)
+            local.input = local.interp.get_input_details()[0]["index"]
+            local.output = local.interp.get_output_details()[0]["index"]
+            local.batch = None
+        return local
 
     def window_logits(self, windows: np.ndarray) -> np.ndarray:
         """(n, coeffs, frames, 1) heat-map windows -> n logits (positive = abnormal)."""
-        if len(windows) != self._batch:
-            self._interp.resize_tensor_input(self._in, windows.shape, strict=False)
-            self._interp.allocate_tensors()
-            self._batch = len(windows)
-        self._interp.set_tensor(self._in, np.ascontiguousarray(windows, np.float32))
-        self._interp.invoke()
-        return self._interp.get_tensor(self._out)[:, 0].copy()
+        t = self._interpreter()
+        if len(windows) != t.batch:
+            t.interp.resize_tensor_input(t.input, windows.shape, strict=False)
+            t.interp.allocate_tensors()
+            t.batch = len(windows)
+        t.interp.set_tensor(t.input, np.ascontiguousarray(windows, np.float32))
+        t.interp.invoke()
+        return t.interp.get_tensor(t.output)[:, 0].copy()
 
     def p_abnormal(self, window_logits: np.ndarray) -> float:
         """Recording-level calibrated probability: the mean window logit through Platt scaling."""

@@ -25,7 +25,7 @@ from .features import FeatureConfig, extract
 from .model import Bundle, Calibration, build_cnn
 
 CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
-FEATURE_VERSION = 2  # bump when decoding or augment() changes, so cached features are recomputed
+FEATURE_VERSION = 3  # bump when decoding or augment() changes, so cached features are recomputed
 
 
 @dataclass

@@ -35,10 +35,7 @@ def _gate(wideband, model):
 def test_same_gate_answer_at_any_sample_rate(model, heart_sample, tmp_path):
     """Each recording written as a WAV file at 2, 4, 8, 16 and 44.1 kHz, the faster ones with hiss above
     1 kHz as loud as the heart sound (a 2 kHz file cannot hold it), read as an upload: one gate answer,
-    one quality level, nearly one score.
-
-    Only the gate is held to this here: the bundled classifier's probability still moves with the file's
-    noise floor (empty MFCC bands; README, Limitations), fixed by FeatureConfig.floor_db in retraining."""
+    one quality level, nearly one score (the classifier is held to the same in the next test)."""
     for r in heart_sample.itertuples():
         x = load_audio(r.path, 2000)
         x = 0.3 * x / np.abs(x).max()
@@ -53,6 +50,27 @@ def test_same_gate_answer_at_any_sample_rate(model, heart_sample, tmp_path):
         assert len({v[:2] for v in verdicts}) == 1, (r.path, verdicts)
         # The trees are step functions: measurements that agree to ~0.02 can still cross a split.
         assert max(v[2] for v in verdicts) - min(v[2] for v in verdicts) < 0.2, (r.path, verdicts)
+
+
+def test_same_classification_at_any_rate_level_and_offset(model, heart_sample, tmp_path):
+    """The whole answer, through files as a user would upload them: each real recording as 16-bit WAV at
+    2, 4, 8, 16 and 44.1 kHz (hiss above 1 kHz as loud as the heart), 20 dB quieter, and with a DC offset
+    of 0.4: one label, and p_abnormal within 0.03. (The model before FeatureConfig.floor_db and DC removal
+    at decoding moved by up to 0.16 and flipped a label.)"""
+    for r in heart_sample.itertuples():
+        x = load_audio(r.path, 2000)
+        x = 0.3 * x / np.abs(x).max()
+        copies = [(resample(x, 2000, rate), rate) for rate in RATES] + [(0.1 * x, 2000), (x + 0.4, 2000)]
+        answers = []
+        for i, (y, rate) in enumerate(copies):
+            if rate > 2000:
+                y = add_at_snr(y, hiss_above(len(y), rate, np.random.default_rng(rate)), 0.0)
+            path = tmp_path / f"copy_{i}.wav"
+            sf.write(path, np.clip(y, -1, 1), rate, subtype="PCM_16")
+            answers.append(classify(read(path, model), model))
+        assert len({q.label for q in answers}) == 1, (r.path, [(q.label, q.p_abnormal) for q in answers])
+        p = [q.p_abnormal for q in answers if q.p_abnormal is not None]
+        assert not p or max(p) - min(p) < 0.03, (r.path, p)
 
 
 def test_level_dc_offset_and_drift_do_not_change_the_gate(model, heart_sample):
