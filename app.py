@@ -44,7 +44,7 @@ LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat":
 
 
 def judge(path: str | None, model):
-    """(Result, wideband audio, heat map) for an uploaded file, or an error message for the page.
+    """(Result, wideband audio) for an uploaded file, or an error message for the page.
     The upload is read into memory and deleted from disk before it is decoded."""
     if not path:
         return "Record or upload a heart sound first."
@@ -53,8 +53,7 @@ def judge(path: str | None, model):
         return "**The recording is no longer on the server.** Please upload or record it again."
     try:
         wide = read(data, model, max_seconds=MAX_SECONDS)
-        result, fmap = classify(wide, model, keep_map=True)
-        return result, wide, fmap
+        return classify(wide, model), wide
     except AudioError as e:
         return f"**Could not judge this recording.** {e.message}"
     except Exception as e:  # never a traceback on the page; no patient data in the log either
@@ -63,12 +62,12 @@ def judge(path: str | None, model):
 
 
 def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
-    """The page: (label with confidence, explanation, beats figure, heat map figure)."""
+    """The page: (the decision with its confidence, explanation, beats figure, heart-band spectrogram)."""
     judged = judge(path, model)
     if isinstance(judged, str):
         return None, judged, None, None
-    result, wide, fmap = judged
-    return _label(result), _explain(result), _beats_figure(wide, result), _map_figure(fmap, result, model)
+    result, wide = judged
+    return _label(result), _explain(result), _beats_figure(wide, result), _spectrogram_figure(wide, result)
 
 
 def answer_json(path: str | None, model) -> dict:
@@ -198,16 +197,30 @@ def _beats_figure(wide: np.ndarray, r):
     return fig
 
 
-def _map_figure(fmap: np.ndarray, r, model):
+def _spectrogram_figure(wide: np.ndarray, r, seconds: float = 8.0):
+    """What a clinician can read instead of cepstra: the heart-sound band (20-600 Hz) over the first few
+    seconds, with a strip above it marking each systole (S1 to S2), so a murmur shows as energy filling the
+    gaps between the beats, in systole or diastole."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    cfg = model.features
-    fig, ax = plt.subplots(figsize=(9, 2.2))
-    ax.imshow(fmap, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-              extent=(0, fmap.shape[1] / cfg.frame_rate, 0, fmap.shape[0]))
-    ax.set(xlabel="seconds", ylabel=cfg.kind.upper(), title=f"The {cfg.kind.upper()} heat map the model saw")
-    ax.title.set_fontsize(9)
+    from scipy import signal
+    from heartbeat.audio import WIDEBAND_RATE, resample
+    sr = 2000
+    x = resample(wide, WIDEBAND_RATE, sr)[: int(seconds * sr)]
+    f, t, power = signal.spectrogram(x, sr, nperseg=128, noverlap=112)
+    band = f <= 600
+    db = 10 * np.log10(power[band] + 1e-12)
+    fig, (strip, ax) = plt.subplots(2, 1, figsize=(9, 2.8), sharex=True, height_ratios=[1, 6])
+    ax.pcolormesh(t, f[band], db, shading="auto", cmap="magma", vmin=db.max() - 60, vmax=db.max())
+    for s1 in r.s1_times:                       # systole: from each S1 to the S2 that follows it
+        s2 = next((s for s in r.s2_times if s1 < s < s1 + 0.6), None)
+        if s2 is not None and s1 < seconds:
+            strip.axvspan(s1, s2, color="#1565c0", alpha=0.6, lw=0)
+    strip.set(yticks=[], title="Heart-sound band. Blue bars: systole (S1 to S2); the gaps: diastole. "
+              "A murmur is energy between the beats")
+    strip.title.set_fontsize(9)
+    ax.set(xlabel="seconds", ylabel="Hz", ylim=(20, 600), xlim=(0, len(x) / sr))
     fig.tight_layout()
     plt.close(fig)
     return fig
@@ -225,7 +238,7 @@ def build(model) -> gr.Blocks:
         label = gr.Label(label="Answer", num_top_classes=1)
         explanation = gr.Markdown()
         beats_plot = gr.Plot(label="Beats and windows")
-        map_plot = gr.Plot(label="What the model saw")
+        map_plot = gr.Plot(label="Heart-sound band over time")
         button.click(lambda p: answer(p, model), inputs=audio, outputs=[label, explanation, beats_plot, map_plot],
                      concurrency_limit=2, concurrency_id="judge", api_name="predict")
         # For programs (and phones on slow links): the same answer as JSON, without the pictures.

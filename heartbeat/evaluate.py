@@ -124,6 +124,7 @@ RECIPES = {
     "ours": (FeatureConfig(), TrainSettings()),
     "floor": (FeatureConfig(floor_db=50.0), TrainSettings()),
     "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
+    "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
 }
@@ -184,7 +185,8 @@ def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("
         if "cv" in protocols:
             cv, _ = cross_validation(labelled, cfg, settings, folds, log, runs)
             r["cv"] = summarize(cv)
-        results[name] = json.loads(json.dumps(r, default=float))
+        # Re-read before writing: another recipe's run may have saved its rows meanwhile.
+        results = (json.loads(path.read_text()) if path.exists() else {}) | {name: json.loads(json.dumps(r, default=float))}
         path.write_text(json.dumps(results, indent=2))
         (out / "cross_device.md").write_text(cross_device_markdown(results))
         log(f"{name}: {', '.join(protocols)} done")

@@ -348,3 +348,20 @@ def test_headline_is_the_decision_on_both_sides_of_the_cut(tmp_module, recording
         assert abs(headline["confidences"][0]["confidence"] - confidence) < 0.002
         assert text.startswith(f"### {decision}\n")
         assert ("at or above the referral cut" in text) == (decision != "Normal"), text
+
+
+def test_the_picture_is_the_heart_band_with_systole_marked(model, table):
+    """The page's second picture: the 20-600 Hz band of the first 8 s, and one systole bar for each S1
+    there that has its S2 (a murmur shows as energy in or between those bars)."""
+    import shutil
+    import app
+    row = table[(table.database == "circor2022") & (table.label == "abnormal")].iloc[3]
+    upload = app.UPLOAD_DIR / "murmur.flac"
+    shutil.copy(row.path, upload)
+    out = app.answer(str(upload), model)
+    assert not upload.exists()                        # read, deleted, then judged
+    strip, spectrum = out[3].axes
+    assert spectrum.get_ylim() == (20, 600) and spectrum.get_xlim()[1] <= 8.0
+    result = app.classify(app.read(row.path, model), model)
+    systoles = [s1 for s1 in result.s1_times if s1 < 8 and any(s1 < s2 < s1 + 0.6 for s2 in result.s2_times)]
+    assert len(systoles) >= 5 and len(strip.patches) == len(systoles)
