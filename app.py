@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import base64
+import io
 import logging
 import os
 import secrets
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 from heartbeat.audio import AudioError  # noqa: E402
 from heartbeat.model import load_model  # noqa: E402
 from heartbeat.predict import classify, read  # noqa: E402
+from heartbeat.referral import referral_pdf  # noqa: E402
 
 log = logging.getLogger("heartbeat.app")
 MAX_UPLOAD = "25mb"
@@ -61,13 +64,27 @@ def judge(path: str | None, model):
         return "**Something went wrong reading this recording.** Please try again or record anew."
 
 
-def answer(path: str | None, model) -> tuple[dict | None, str, object, object]:
-    """The page: (the decision with its confidence, explanation, beats figure, heart-band spectrogram)."""
+def answer(path: str | None, model) -> tuple[dict | None, str, object, object, dict | None]:
+    """The page: (the decision with its confidence, explanation, beats figure, heart-band spectrogram, and
+    what the referral sheet is made from: the result and the beats picture, never the recording)."""
     judged = judge(path, model)
     if isinstance(judged, str):
-        return None, judged, None, None
+        return None, judged, None, None, None
     result, wide = judged
-    return _label(result), _explain(result), _beats_figure(wide, result), _spectrogram_figure(wide, result)
+    beats = _beats_figure(wide, result)
+    picture = io.BytesIO()
+    beats.savefig(picture, format="png", dpi=110)
+    sheet = {"result": result.to_dict(), "picture": picture.getvalue()}
+    return _label(result), _explain(result), beats, _spectrogram_figure(wide, result), sheet
+
+
+def referral_link(sheet: dict | None, reference: str | None) -> str:
+    """The referral sheet as a link holding the PDF itself (data: URL): made in memory, never on disk."""
+    if not sheet:
+        return "Check a heart sound first: the sheet is made from its answer."
+    pdf = referral_pdf(sheet["result"], sheet["picture"], reference or "")
+    return (f'<a download="referral-sheet.pdf" href="data:application/pdf;base64,{base64.b64encode(pdf).decode()}">'
+            "<b>Save the referral sheet</b> (PDF, one page)</a>")
 
 
 def answer_json(path: str | None, model) -> dict:
@@ -239,8 +256,16 @@ def build(model) -> gr.Blocks:
         explanation = gr.Markdown()
         beats_plot = gr.Plot(label="Beats and windows")
         map_plot = gr.Plot(label="Heart-sound band over time")
-        button.click(lambda p: answer(p, model), inputs=audio, outputs=[label, explanation, beats_plot, map_plot],
+        sheet = gr.State(None)                  # this browser session's last answer, for the referral sheet
+        with gr.Row():
+            reference = gr.Textbox(label="Patient reference for the sheet (optional)", max_lines=1, scale=3,
+                                   placeholder="printed on the referral sheet only; never stored")
+            sheet_button = gr.Button("Download referral sheet", scale=1)
+        sheet_link = gr.HTML()
+        button.click(lambda p: answer(p, model), inputs=audio,
+                     outputs=[label, explanation, beats_plot, map_plot, sheet],
                      concurrency_limit=2, concurrency_id="judge", api_name="predict")
+        sheet_button.click(referral_link, inputs=[sheet, reference], outputs=sheet_link, api_name="referral")
         # For programs (and phones on slow links): the same answer as JSON, without the pictures.
         result_json = gr.JSON(visible=False)
         gr.Button(visible=False).click(lambda p: answer_json(p, model), inputs=audio, outputs=result_json,

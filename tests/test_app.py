@@ -365,3 +365,29 @@ def test_the_picture_is_the_heart_band_with_systole_marked(model, table):
     result = app.classify(app.read(row.path, model), model)
     systoles = [s1 for s1 in result.s1_times if s1 < 8 and any(s1 < s2 < s1 + 0.6 for s2 in result.s2_times)]
     assert len(systoles) >= 5 and len(strip.patches) == len(systoles)
+
+
+def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordings):
+    """Through the page's endpoints in one session: judge a recording, then ask for the sheet with a
+    patient reference. The PDF comes inside the page (nothing to fetch from the server, nothing written to
+    its disk) and says the answer, its confidence, heart rate, quality, the reference and the disclaimer."""
+    import base64
+    import io
+    import re
+    from gradio_client import Client
+    from pypdf import PdfReader
+    session = Client(server.url, auth=AUTH, verbose=False)
+    before = set(_uploads(server))
+    out = ask(session, recordings["wav"])
+    html = session.predict("Bed 4 / clinic ref A-117", api_name="/referral")
+    pdf = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1))
+    pages = PdfReader(io.BytesIO(pdf)).pages
+    text = " ".join(pages[0].extract_text().split())
+    assert len(pages) == 1
+    decision = label_of(out)
+    assert f"Answer: {decision} (confidence" in text, text
+    assert "Bed 4 / clinic ref A-117" in text and "Heart rate:" in text and "Recording quality:" in text
+    assert "Screening aid, not a diagnosis" in text and "Date and time: 20" in text
+    assert set(_uploads(server)) <= before                   # the sheet left nothing on disk
+    fresh = Client(server.url, auth=AUTH, verbose=False)     # another session has no answer to print
+    assert "Check a heart sound first" in fresh.predict("", api_name="/referral")
