@@ -10,8 +10,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-run: setup
-	$(PY) app.py
+# The app alone: its own environment with only what serving needs (no TensorFlow, no test tools).
+APP_VENV ?= .venv-app
+$(APP_VENV)/.installed: pyproject.toml
+	python3 -m venv $(APP_VENV)
+	$(APP_VENV)/bin/python -m pip install -q --upgrade pip
+	$(APP_VENV)/bin/python -m pip install -q -e ".[app]"
+	touch $@
+
+run: $(APP_VENV)/.installed
+	$(APP_VENV)/bin/python app.py
 
 test: setup
 	$(PY) -m pytest -q

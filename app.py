@@ -254,8 +254,8 @@ def build(model) -> gr.Blocks:
         button = gr.Button("Check this heart sound", variant="primary")
         label = gr.Label(label="Answer", num_top_classes=1)
         explanation = gr.Markdown()
-        beats_plot = gr.Plot(label="Beats and windows")
-        map_plot = gr.Plot(label="Heart-sound band over time")
+        beats_plot = gr.Plot(label="Beats and windows", show_label=False)    # its title says what it shows
+        map_plot = gr.Plot(label="Heart-sound band over time", show_label=False)
         sheet = gr.State(None)                  # this browser session's last answer, for the referral sheet
         with gr.Row():
             reference = gr.Textbox(label="Patient reference for the sheet (optional)", max_lines=1, scale=3,

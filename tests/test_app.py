@@ -271,7 +271,9 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=flags)
         try:
-            page = browser.new_context(permissions=["microphone"], viewport={"width": 420, "height": 900}).new_page()
+            # A phone's viewport (iPhone 12-15: 390 x 844 CSS pixels): clinicians open the shared link on one.
+            page = browser.new_context(permissions=["microphone"], viewport={"width": 390, "height": 844},
+                                       device_scale_factor=2, is_mobile=True, has_touch=True).new_page()
             page.goto(server.url)
             page.locator("input[type=text]").fill(AUTH[0])
             page.locator("input[type=password]").fill(AUTH[1])
@@ -285,7 +287,20 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
             answer = page.locator('[data-testid="label-output-value"]')
             answer.wait_for(timeout=30000)
             assert answer.inner_text() in ("Normal", "Abnormal: refer")
+            page.wait_for_timeout(500)
+            no_sideways = "document.documentElement.scrollWidth <= window.innerWidth"
+            assert page.evaluate(no_sideways), page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(ARTIFACTS / "browser-upload.png"), full_page=True)
+
+            # the referral sheet: a PDF inside the page
+            page.get_by_placeholder("printed on the referral sheet only; never stored").fill("Bed 4")
+            page.get_by_role("button", name="Download referral sheet").click()
+            link = page.get_by_role("link", name="Save the referral sheet")
+            link.wait_for(timeout=30000)
+            assert link.get_attribute("href").startswith("data:application/pdf;base64,")
+            assert link.get_attribute("download") == "referral-sheet.pdf"
+            assert page.evaluate(no_sideways)
+            page.screenshot(path=str(ARTIFACTS / "browser-referral.png"), full_page=True)
 
             # record through the (fake) microphone
             page.get_by_role("button", name="Clear").first.click()
@@ -304,11 +319,10 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
             page.screenshot(path=str(ARTIFACTS / "browser-microphone.png"), full_page=True)
             assert "Could not judge" not in text, text[:500]
             assert "s analysed" in text or "No usable heart sound" in text
+            assert page.evaluate(no_sideways)
         finally:
             browser.close()
-    time.sleep(6)
-    kept = [p for p in server.log.parent.glob("heartbeat-uploads-*/**/*") if p.is_file()]
-    assert not kept, kept
+    assert not _uploads(server)                  # deleted as each request started
 
 
 def test_json_api_gives_the_whole_result(client, recordings, tmp_module):
