@@ -32,7 +32,11 @@ def cmd_predict(args) -> int:
 def _human(r: dict) -> str:
     if "error" in r:
         return f"{r['path']}: could not judge: {r['error']}"
-    text = f"{r['path']}: {r['label'].replace('_', ' ')} (confidence {r['confidence']:.0%})"
+    if r["label"] == "no_heartbeat":
+        text = f"{r['path']}: no heartbeat (confidence {r['confidence']:.0%})"
+    else:   # the decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads
+        text = (f"{r['path']}: {'abnormal: refer' if r['label'] == 'abnormal' else 'normal'} "
+                f"(chance abnormal {r['p_abnormal']:.0%}, referral cut {r['threshold']:.0%})")
     if r.get("heart_rate_bpm"):
         text += f", heart rate {r['heart_rate_bpm']:.0f} bpm"
     if r["label"] == "no_heartbeat":
