@@ -125,6 +125,7 @@ RECIPES = {
     "floor": (FeatureConfig(floor_db=50.0), TrainSettings()),
     "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
     "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
+    "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
 }
