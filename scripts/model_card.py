@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from heartbeat.evaluate import cross_device_markdown, markdown  # noqa: E402
+from heartbeat.evaluate import RECIPES, cross_device_markdown, markdown  # noqa: E402
 
 # The classifier issue's targets: (name, wanted, how to read it off the shipped recipe's results).
 TARGETS = [
@@ -93,7 +93,7 @@ def main() -> int:
         "Each row of the ablation is a full leave-one-database-out run over the nine databases: for each database, "
         "a model trained afresh on the other eight scores it. 5-fold CV is grouped by recording (patient for "
         "set_b and CirCor). Reproduce: `python -m heartbeat evaluate --cross-device --recipes "
-        + " ".join(k for k in devices if "," not in k) + " --out reports` (resumable per fold).",
+        + " ".join(k for k in devices if k in RECIPES) + " --out reports` (resumable per fold).",
         "",
         cross_device_markdown(devices),
         "## Targets from the classifier issue, and what the shipped recipe reached",
