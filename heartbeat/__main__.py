@@ -15,7 +15,8 @@ def cmd_predict(args) -> int:
     if args.out:
         import time
         t0 = time.perf_counter()
-        counts = run(args.files, Path(args.out), model_path=args.model, workers=args.workers)
+        counts = run(args.files, Path(args.out), model_path=args.model, workers=args.workers, cluster=args.cluster,
+                     send_bytes=args.send_bytes)
         seconds = time.perf_counter() - t0
         print(f"{counts['judged']} files judged in {seconds:.1f} s ({counts['judged'] / max(seconds, 1e-9):.0f} files/s), "
               f"{counts['errors']} could not be judged, {counts['skipped']} already in {args.out}")
@@ -103,7 +104,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("predict", help="judge recordings (files or folders); one line (or JSON object) per file")
     p.add_argument("files", nargs="+", help="audio files, or folders searched recursively")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--out", help="batch mode: write results to this .csv (or .jsonl) on every core; resumable")
+    p.add_argument("--out", help="batch mode: write results to this .csv, .jsonl or .parquet on every core; resumable")
+    p.add_argument("--cluster", help="batch mode on a Dask cluster: the scheduler's address (tcp://HOST:8786)")
+    p.add_argument("--send-bytes", action="store_true", help="with --cluster: send file contents to the workers "
+                   "(when they cannot read the paths)")
     p.add_argument("--workers", type=int, help="batch processes (default: one per core)")
     p.add_argument("--model", help="model bundle folder (default: the bundled model)")
     p.set_defaults(func=cmd_predict)

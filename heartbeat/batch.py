@@ -1,4 +1,5 @@
-"""Batch screening: thousands of files on every core, resumable, one bad file never stops the run."""
+"""Batch screening: thousands of files on every core (or a Dask cluster: cluster.py), resumable, one bad
+file never stops the run. Output as CSV, JSON lines (full results) or Parquet."""
 from __future__ import annotations
 
 import csv
@@ -28,14 +29,58 @@ def find_audio(inputs: Iterable[str]) -> list[str]:
     return found
 
 
+def _partial(out: Path) -> Path:
+    """Where Parquet rows wait, one JSON line each, until the run ends (a Parquet file cannot be appended)."""
+    return out.with_name(out.name + ".partial.jsonl")
+
+
 def already_done(out: Path) -> set[str]:
     """Paths already in an earlier output file: a run can be stopped and resumed."""
+    if out.suffix == ".parquet":
+        import pandas as pd
+        done = set(pd.read_parquet(out, columns=["path"])["path"]) if out.exists() else set()
+        return done | already_done(_partial(out))
     if not out.exists():
         return set()
     if out.suffix == ".csv":
         with out.open(newline="") as f:
             return {row["path"] for row in csv.DictReader(f)}
     return {json.loads(line)["path"] for line in out.read_text().splitlines() if line.strip()}
+
+
+def write_rows(results: Iterable[dict], out: Path, total: int) -> dict:
+    """Append each result to `out` as it arrives (flushed, so a stopped run keeps every row it made)."""
+    counts = {"judged": 0, "errors": 0}
+    target = _partial(out) if out.suffix == ".parquet" else out
+    new_csv = out.suffix == ".csv" and not out.exists()
+    with target.open("a", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore") if out.suffix == ".csv" else None
+        if new_csv:
+            writer.writeheader()
+        for result in tqdm(results, total=total, desc="screening", unit="file"):
+            if writer:
+                writer.writerow(result)
+            else:
+                f.write(json.dumps(result) + "\n")
+            f.flush()
+            counts["judged"] += 1
+            counts["errors"] += "error" in result
+    if out.suffix == ".parquet":
+        _to_parquet(out)
+    return counts
+
+
+def _to_parquet(out: Path) -> None:
+    """Earlier Parquet rows plus the waiting ones, in one file (pyarrow), then the waiting file removed."""
+    import pandas as pd
+    rows = [json.loads(line) for line in _partial(out).read_text().splitlines() if line.strip()]
+    new = pd.DataFrame(rows)
+    for column in ("windows", "s1_times", "s2_times"):       # lists as JSON text: one flat table
+        if column in new:
+            new[column] = new[column].map(lambda v: json.dumps(v) if isinstance(v, list) else None)
+    table = pd.concat([pd.read_parquet(out), new], ignore_index=True) if out.exists() else new
+    table.to_parquet(out, index=False)
+    _partial(out).unlink()
 
 
 _model = None
@@ -59,24 +104,18 @@ def _one(path: str) -> dict:
         return {"path": path, "error": f"unexpected {type(e).__name__}", "error_code": "internal"}
 
 
-def run(inputs: Iterable[str], out: Path, model_path=None, workers: int | None = None) -> dict:
-    """Judge every file into `out` (.csv, or .jsonl for full results), skipping those already there."""
+def run(inputs: Iterable[str], out: Path, model_path=None, workers: int | None = None, cluster: str | None = None,
+        send_bytes: bool = False) -> dict:
+    """Judge every file into `out` (.csv, .jsonl for full results, or .parquet), skipping those already
+    there: on this machine's cores, or on the Dask cluster at `cluster` (see cluster.py)."""
     paths = find_audio(inputs)
     done = already_done(out)
     todo = [p for p in paths if p not in done]
+    counts = {"found": len(paths), "skipped": len(paths) - len(todo)}
+    if cluster:
+        from .cluster import judge_on_cluster         # Dask is imported only when a cluster is asked for
+        with judge_on_cluster(todo, cluster, model_path, send_bytes) as results:
+            return counts | write_rows(results, out, len(todo))
     workers = workers or min(os.cpu_count() or 1, 8)
-    counts = {"found": len(paths), "skipped": len(paths) - len(todo), "judged": 0, "errors": 0}
-    new_csv = out.suffix == ".csv" and not out.exists()
-    with out.open("a", newline="") as f, Pool(workers, initializer=_init, initargs=(model_path,)) as pool:
-        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore") if out.suffix == ".csv" else None
-        if new_csv:
-            writer.writeheader()
-        for result in tqdm(pool.imap(_one, todo, chunksize=4), total=len(todo), desc="screening", unit="file"):
-            if writer:
-                writer.writerow(result)
-            else:
-                f.write(json.dumps(result) + "\n")
-            f.flush()
-            counts["judged"] += 1
-            counts["errors"] += "error" in result
-    return counts
+    with Pool(workers, initializer=_init, initargs=(model_path,)) as pool:
+        return counts | write_rows(pool.imap(_one, todo, chunksize=4), out, len(todo))
