@@ -34,12 +34,11 @@ class Result:
         return asdict(self)
 
 
-def classify(wideband: np.ndarray, model: HeartModel, keep_map: bool = False):
-    """Judge a recording at WIDEBAND_RATE (what `read` returns). With keep_map, also return the heat map."""
+def classify(wideband: np.ndarray, model: HeartModel) -> Result:
+    """Judge a recording at WIDEBAND_RATE (what `read` returns)."""
     cfg = model.features
     measurements, beats, cleaned, audio = analyse(wideband, cfg, model.segmenter)
     quality = model.quality.judge(measurements)
-    fmap = feature_map(cleaned, cfg)
     duration = len(audio) / cfg.sample_rate
     common = dict(threshold=model.bundle.threshold, quality=quality.level, quality_score=round(quality.score, 3),
                   quality_reason=quality.reason, caution=NOISY_CAUTION if quality.level == "noisy" else None,
@@ -47,7 +46,7 @@ def classify(wideband: np.ndarray, model: HeartModel, keep_map: bool = False):
     if not quality.usable:
         result = Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
     else:
-        batch, starts = windows(fmap, cfg)
+        batch, starts = windows(feature_map(cleaned, cfg), cfg)
         logits = model.window_logits(batch)
         p = model.p_abnormal(logits)
         label = "abnormal" if p >= model.bundle.threshold else "normal"
@@ -57,7 +56,7 @@ def classify(wideband: np.ndarray, model: HeartModel, keep_map: bool = False):
                         windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
                                   "p_abnormal": round(float(q), 3)} for s, q in zip(starts, per_window)],
                         s1_times=beats.s1_times, s2_times=beats.s2_times)
-    return (result, fmap) if keep_map else result
+    return result
 
 
 def read(source, model: HeartModel, **limits) -> np.ndarray:
