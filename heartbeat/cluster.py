@@ -35,17 +35,10 @@ class LoadModel(WorkerPlugin):
 
 
 def _judge(path: str, data: bytes | None = None, location: str | None = None) -> dict:
-    """On a worker: one file's row, exactly as `batch._one` makes it locally (`path` as the user gave it;
-    read from `location`, its absolute form, since a worker's working directory is its own)."""
-    from .audio import AudioError
-    from .predict import classify, read
-    model = get_worker().plugins[PLUGIN].model
-    try:
-        return {"path": path} | classify(read(data if data is not None else location or path, model), model).to_dict()
-    except AudioError as e:
-        return {"path": path, "error": e.message, "error_code": e.code}
-    except Exception as e:  # a crash in one file must not stop the run: record it and go on
-        return {"path": path, "error": f"unexpected {type(e).__name__}", "error_code": "internal"}
+    """On a worker: one file's row, as the local pool makes it (`path` as the user gave it; read from
+    `data`, or from `location`, its absolute form, since a worker's working directory is its own)."""
+    from .batch import judge_file
+    return judge_file(path, get_worker().plugins[PLUGIN].model, data if data is not None else location)
 
 
 def _read_bytes(path: str) -> bytes | None:
