@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import ctypes
+import gc
 import io
 import logging
 import os
@@ -30,6 +32,17 @@ UPLOAD_DIR = Path(tempfile.mkdtemp(prefix="heartbeat-uploads-"))
 os.environ["GRADIO_TEMP_DIR"] = str(UPLOAD_DIR)
 atexit.register(shutil.rmtree, UPLOAD_DIR, ignore_errors=True)
 
+
+def _limit_malloc_arenas(n: int = 2) -> None:
+    """glibc gives each thread that allocates its own heap arena (up to 8 per core) and rarely returns them:
+    under 20 clients Gradio's worker threads held ~100 MB that way. Two arenas serve two judges at once."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, n)        # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass                                           # not glibc: its allocator does its own thing
+
+
+_limit_malloc_arenas()
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -40,6 +53,10 @@ from heartbeat.referral import referral_pdf  # noqa: E402
 
 log = logging.getLogger("heartbeat.app")
 MAX_UPLOAD = "25mb"
+# Gradio keeps each session's page state (its pictures too, ~0.3 MB) until this many newer sessions push
+# it out; 10,000 by default, which a busy clinic's memory would not survive.
+SESSIONS = int(os.environ.get("HEARTBEAT_SESSIONS", 100))
+SHEET_TTL_S = 15 * 60
 MAX_SECONDS = 120            # longer recordings are refused with a message (see heartbeat.audio)
 NOTE = ("**Screening aid, not a diagnosis.** It cannot see the patient. If the answer is abnormal, if it "
         "does not match what you see, or if you are in doubt: refer.")
@@ -49,8 +66,10 @@ LABEL_TEXT = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat":
 def judge(path: str | None, model):
     """(Result, wideband audio) for an uploaded file, or an error message for the page.
     The upload is read into memory and deleted from disk before it is decoded."""
+    global _answers
     if not path:
         return "Record or upload a heart sound first."
+    _answers += 1
     data = _take(path)
     if data is None:
         return "**The recording is no longer on the server.** Please upload or record it again."
@@ -107,6 +126,7 @@ TAKEN_MAX_S = 120.0
 STALE_S = 300.0
 _taken: dict[Path, tuple[bytes, float]] = {}   # upload path -> (its bytes, when taken)
 _taken_lock = threading.Lock()
+_answers = 0                                    # requests judged so far (the sweeper frees memory after each)
 
 
 def _take(path: str) -> bytes | None:
@@ -141,20 +161,50 @@ def _queue_idle(demo) -> bool:
     return len(queue) == 0 and all(q.current_concurrency == 0 for q in queue.event_queue_per_concurrency_id.values())
 
 
+def _trimmer():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS): the C allocator keeps freed arenas otherwise."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
 def _sweep_forever(demo, period_s: float = 0.5) -> None:
+    """The sweeper must outlive anything one pass meets: it once died on a folder that a request deleted
+    while it was being listed, and from then on nothing was swept (nor memory freed) until a restart."""
+    trim, seen = _trimmer(), 0
     while True:
         time.sleep(period_s)
-        now = time.monotonic()
-        idle = _queue_idle(demo)
-        with _taken_lock:
-            for p in [p for p, (_, t) in _taken.items() if (idle and now - t > GRACE_S) or now - t > TAKEN_MAX_S]:
-                del _taken[p]
-        for f in [f for f in UPLOAD_DIR.rglob("*") if f.is_file()]:
+        try:
+            seen = _sweep_once(demo, trim, seen)
+        except Exception as e:   # logged without paths (they name nothing, but the log is no place for uploads)
+            log.error("upload sweeper: %s (continuing)", type(e).__name__)
+
+
+def _sweep_once(demo, trim, seen: int) -> int:
+    # Memory: each answer leaves decoded audio, figures (reference cycles) and Gradio's upload buffers
+    # behind. What was freed goes back to the system after every pass with answers (malloc_trim: <1 ms);
+    # the cycles are collected when the queue is idle (a full collection costs 100-200 ms of the GIL).
+    now = time.monotonic()
+    idle = _queue_idle(demo)
+    if _answers != seen:
+        if idle:
+            seen = _answers
+            gc.collect()
+        if trim is not None:
+            trim(0)
+    with _taken_lock:
+        for p in [p for p, (_, t) in _taken.items() if (idle and now - t > GRACE_S) or now - t > TAKEN_MAX_S]:
+            del _taken[p]
+    for folder, _, files in os.walk(UPLOAD_DIR):       # os.walk skips what vanishes while it walks
+        for name in files:
+            f = Path(folder, name)
             try:
                 if time.time() - f.stat().st_mtime > STALE_S:
                     _delete(f)
             except OSError:
                 pass
+    return seen
 
 
 def _label(r) -> dict:
@@ -189,12 +239,11 @@ def _explain(r) -> str:
 def _beats_figure(wide: np.ndarray, r):
     """Waveform with S1/S2 marks, windows shaded by how abnormal they sound. Drawn with one image and
     two line collections: a figure per request must cost milliseconds, not a third of a second."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from heartbeat.audio import WIDEBAND_RATE
     duration = len(wide) / WIDEBAND_RATE
-    fig, ax = plt.subplots(figsize=(9, 2.6))
+    fig = Figure(figsize=(9, 2.6))
+    ax = fig.subplots()
     peak = float(np.abs(wide).max()) or 1.0
     if r.windows:   # mean window score at each 0.1 s, as a background strip
         grid = np.arange(0, duration, 0.1)
@@ -210,7 +259,6 @@ def _beats_figure(wide: np.ndarray, r):
            title="Beats: blue S1, dashed green S2. Shading: how abnormal each window sounds (green low, red high)")
     ax.title.set_fontsize(9)
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
@@ -218,9 +266,7 @@ def _spectrogram_figure(wide: np.ndarray, r, seconds: float = 8.0):
     """What a clinician can read instead of cepstra: the heart-sound band (20-600 Hz) over the first few
     seconds, with a strip above it marking each systole (S1 to S2), so a murmur shows as energy filling the
     gaps between the beats, in systole or diastole."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from scipy import signal
     from heartbeat.audio import WIDEBAND_RATE, resample
     sr = 2000
@@ -228,7 +274,8 @@ def _spectrogram_figure(wide: np.ndarray, r, seconds: float = 8.0):
     f, t, power = signal.spectrogram(x, sr, nperseg=128, noverlap=112)
     band = f <= 600
     db = 10 * np.log10(power[band] + 1e-12)
-    fig, (strip, ax) = plt.subplots(2, 1, figsize=(9, 2.8), sharex=True, height_ratios=[1, 6])
+    fig = Figure(figsize=(9, 2.8))
+    strip, ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 6])
     ax.pcolormesh(t, f[band], db, shading="auto", cmap="magma", vmin=db.max() - 60, vmax=db.max())
     for s1 in r.s1_times:                       # systole: from each S1 to the S2 that follows it
         s2 = next((s for s in r.s2_times if s1 < s < s1 + 0.6), None)
@@ -239,7 +286,6 @@ def _spectrogram_figure(wide: np.ndarray, r, seconds: float = 8.0):
     strip.title.set_fontsize(9)
     ax.set(xlabel="seconds", ylabel="Hz", ylim=(20, 600), xlim=(0, len(x) / sr))
     fig.tight_layout()
-    plt.close(fig)
     return fig
 
 
@@ -256,7 +302,9 @@ def build(model) -> gr.Blocks:
         explanation = gr.Markdown()
         beats_plot = gr.Plot(label="Beats and windows", show_label=False)    # its title says what it shows
         map_plot = gr.Plot(label="Heart-sound band over time", show_label=False)
-        sheet = gr.State(None)                  # this browser session's last answer, for the referral sheet
+        # This browser session's last answer, for the referral sheet: dropped SHEET_TTL_S after the answer
+        # (Gradio would keep it an hour after the tab closes, and forever for API clients).
+        sheet = gr.State(None, time_to_live=SHEET_TTL_S)
         with gr.Row():
             reference = gr.Textbox(label="Patient reference for the sheet (optional)", max_lines=1, scale=3,
                                    placeholder="printed on the referral sheet only; never stored")
@@ -276,10 +324,14 @@ def build(model) -> gr.Blocks:
 
 
 def warm_up(model) -> None:
-    """The first librosa call costs seconds (lazy imports, numba): pay it at start-up, not on a patient."""
+    """The first answer loads the segmenter's compiled Viterbi from numba's cache, sizes the network's
+    tensors and imports matplotlib with its fonts: paid while the page loads, not on a patient."""
     from heartbeat.audio import WIDEBAND_RATE
     t = np.arange(5 * WIDEBAND_RATE) / WIDEBAND_RATE
-    classify((np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32), model)
+    wide = (np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32)
+    result = classify(wide, model)
+    for figure in (_beats_figure(wide, result), _spectrogram_figure(wide, result)):
+        figure.savefig(io.BytesIO(), format="png")
 
 
 def login(args) -> tuple[str, str] | None:
@@ -341,11 +393,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     model = load_model(args.model)
-    warm_up(model)
     auth = login(args)
     demo = build(model)
     demo.launch(server_name=args.host, server_port=args.port, auth=auth, max_file_size=MAX_UPLOAD,
-                show_error=False, prevent_thread_lock=True, quiet=True)
+                show_error=False, prevent_thread_lock=True, quiet=True, state_session_capacity=SESSIONS)
+    threading.Thread(target=warm_up, args=(model,), daemon=True, name="warm-up").start()
     print(f"heartbeat is ready on http://{args.host}:{args.port}", flush=True)
     if args.share:
         open_tunnel(args.port, auth)

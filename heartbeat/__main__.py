@@ -72,7 +72,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .datasets import load_table
-    from .evaluate import cross_device, run_all
+    from .evaluate import cross_device, ensemble, run_all
+    if args.ensemble:
+        ensemble(Path(args.out), args.ensemble)
+        print((Path(args.out) / "cross_device.md").read_text())
+        return 0
     if args.cross_device:
         cross_device(load_table(args.data), Path(args.out), recipes=args.recipes, protocols=args.protocols,
                      folds=args.folds)
@@ -134,6 +138,8 @@ def main(argv=None) -> int:
                    "grouped CV per recipe, resumable per fold (reports/cross_device.md)")
     p.add_argument("--protocols", nargs="+", default=["lodo", "cv"], choices=["lodo", "cv"])
     p.add_argument("--epochs", type=int)
+    p.add_argument("--ensemble", nargs="+", metavar="RECIPE", help="leave-one-database-out of these finished "
+                   "--cross-device runs averaged (reports/runs/<recipe>), as one more ablation row")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="dataset report: labels, durations, rates, gate pass rates (PNG + Markdown)")

@@ -89,3 +89,35 @@ def channel(audio: np.ndarray, sr: int, rng: np.random.Generator, snr_db=(0, 30)
     if rng.random() < 0.1:                                                # a little clipping
         x = np.clip(x, -0.9 * np.abs(x).max(), 0.9 * np.abs(x).max())
     return np.clip(x, -1, 1).astype(np.float32)
+
+
+# A phone or a messaging app between the chest and the file: (encoder, container, bitrates, its sample rate).
+CODECS = [("aac", "adts", ("16k", "24k", "32k"), 8000), ("libopus", "ogg", ("6k", "8k", "12k", "16k"), 8000),
+          ("libopencore_amrnb", "amr", ("4.75k", "7.95k", "12.2k"), 8000), ("libmp3lame", "mp3", ("16k", "24k"), 8000)]
+
+
+def codec_round_trip(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Encode through one of CODECS at a low bitrate and decode again with the project's ffmpeg
+    (all through pipes). The result keeps `x`'s length (codecs add priming samples; they are cut off)."""
+    import subprocess
+    from .audio import ffmpeg_binary, resample
+    encoder, container, rates, codec_sr = CODECS[rng.integers(len(CODECS))]
+    wide = resample(np.asarray(x, np.float32), sr, codec_sr)
+    peak = np.abs(wide).max() + 1e-12
+    common = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-v", "error"]
+    encoded = subprocess.run(common + ["-f", "f32le", "-ar", str(codec_sr), "-ac", "1", "-i", "pipe:",
+                                       "-c:a", encoder, "-b:a", str(rng.choice(rates)), "-f", container, "pipe:"],
+                             input=(wide / peak * 0.9).tobytes(), capture_output=True, check=True).stdout
+    decoded = subprocess.run(common + ["-i", "pipe:", "-f", "f32le", "-ac", "1", "-ar", str(codec_sr), "pipe:"],
+                             input=encoded, capture_output=True, check=True).stdout
+    y = resample(np.frombuffer(decoded, np.float32) / 0.9 * peak, codec_sr, sr)
+    # Line the decoded copy up with the input (encoder delay differs by codec), then keep the input's length.
+    lag = int(np.argmax(signal.correlate(y[: len(x) + sr], x[: 5 * sr], mode="valid"))) if len(y) >= len(x) else 0
+    y = y[lag: lag + len(x)]
+    return np.pad(y, (0, len(x) - len(y))).astype(np.float32)
+
+
+def phone(audio: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """`channel`, then (seven times in ten) a low-bitrate codec round trip as a phone or messenger makes."""
+    x = channel(audio, sr, rng, snr_db=(5, 30))
+    return codec_round_trip(x, sr, rng) if rng.random() < 0.7 else x

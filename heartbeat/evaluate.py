@@ -125,6 +125,8 @@ RECIPES = {
     "floor": (FeatureConfig(floor_db=50.0), TrainSettings()),
     "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
     "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
+    "codec": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="phone")),
+    "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
@@ -186,12 +188,37 @@ def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("
         if "cv" in protocols:
             cv, _ = cross_validation(labelled, cfg, settings, folds, log, runs)
             r["cv"] = summarize(cv)
-        # Re-read before writing: another recipe's run may have saved its rows meanwhile.
-        results = (json.loads(path.read_text()) if path.exists() else {}) | {name: json.loads(json.dumps(r, default=float))}
-        path.write_text(json.dumps(results, indent=2))
-        (out / "cross_device.md").write_text(cross_device_markdown(results))
+        results = _save_row(out, name, r)
         log(f"{name}: {', '.join(protocols)} done")
     return results
+
+
+def _save_row(out: Path, name: str, row: dict) -> dict:
+    """Merge one recipe's row into out/cross_device.json and rewrite the Markdown. Re-read before writing:
+    another recipe's run may have saved its rows meanwhile."""
+    path = out / "cross_device.json"
+    results = (json.loads(path.read_text()) if path.exists() else {}) | {name: json.loads(json.dumps(row, default=float))}
+    path.write_text(json.dumps(results, indent=2))
+    (out / "cross_device.md").write_text(cross_device_markdown(results))
+    return results
+
+
+def ensemble(out: Path, members: list[str], log=print) -> dict:
+    """Leave-one-database-out of an ensemble of finished runs: in each fold, the members' calibrated
+    p_abnormal averaged, and their thresholds averaged (what a bundle of those models would answer)."""
+    runs = [out / "runs" / m for m in members]
+    folds = [pd.concat([pd.read_csv(r / f"lodo_{db}.csv") for r in runs], keys=members) for db in ALL_DBS
+             if all((r / f"lodo_{db}.csv").exists() for r in runs)]
+    if len(folds) < len(ALL_DBS):
+        raise SystemExit(f"ensemble {members}: every member needs all {len(ALL_DBS)} leave-one-out folds in {out / 'runs'}")
+    pred = pd.concat([f.groupby("path", sort=False).agg(y=("y", "first"), p=("p", "mean"), threshold=("threshold", "mean"),
+                                                         database=("held_out", "first")) for f in folds])
+    r = {"members": members, "lodo": summarize(pred)}
+    per_db = [m["macc"] for m in r["lodo"]["per_database"].values()]
+    r["lodo"] |= {"mean_macc": float(np.nanmean(per_db)), "worst_macc": float(np.nanmin(per_db)), "databases": len(per_db)}
+    name = "ensemble: " + " + ".join(members)
+    log(f"{name}: mean MAcc {r['lodo']['mean_macc']:.3f}")
+    return _save_row(out, name, r)
 
 
 def cross_device_markdown(results: dict) -> str:

@@ -2,16 +2,23 @@
 
 `FeatureConfig` is saved inside every model bundle and loaded back with it, so inference computes
 exactly the features the model was trained on.
+
+The heat map is librosa's (`melspectrogram` -> `power_to_db` -> `mfcc`, Slaney mel scale, periodic Hann,
+centred zero-padded frames), computed here with numpy and scipy.fft in the same single precision:
+importing librosa.feature and its numba kernels cost the app 2 s and 70 MB on the first answer. Training
+and serving share this one implementation; tests/test_features.py holds it to librosa's output on real
+recordings of every database.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-import librosa
 import numpy as np
+import scipy.fft
 
 from .preprocess import bandpass, normalize, window_starts
 
@@ -86,12 +93,47 @@ def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return normalize(bandpass(audio, cfg.sample_rate, *cfg.band_hz, order=cfg.filter_order))
 
 
+def _hz_to_mel(hz):
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, np.float64)
+    log_part = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log_part, hz / (200.0 / 3))
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+@lru_cache(maxsize=8)
+def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """(n_mels, 1 + n_fft // 2) triangular filters, area-normalised ("slaney"), as float32."""
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    ramps = edges[:, None] - np.fft.rfftfreq(n_fft, 1.0 / sample_rate)[None, :]
+    widths = np.diff(edges)
+    rising, falling = -ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """|STFT|^2, (1 + n_fft // 2, n_frames): periodic Hann, frames centred on k * hop (zero padding)."""
+    x = np.pad(np.asarray(audio, np.float32), n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    # As librosa does: the transform in double precision, stored in single, then the magnitude squared.
+    spectrum = np.fft.rfft(frames * window, axis=1).astype(np.complex64)
+    return (np.abs(spectrum) ** 2).T
+
+
 def feature_map(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """(n_coeffs, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned."""
-    mel = librosa.feature.melspectrogram(y=audio, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
-                                         n_mels=cfg.n_mels, fmin=cfg.band_hz[0], fmax=cfg.fmax, center=True)
-    logmel = librosa.power_to_db(mel, ref=1.0, top_db=cfg.floor_db)
-    fmap = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc) if cfg.kind == "mfcc" else logmel
+    power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
+    mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
+    logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
+    if cfg.floor_db is not None:
+        logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
+    fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
     if cfg.recording_norm:
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / (fmap.std(axis=1, keepdims=True) + 1e-6)
     return fmap.astype(np.float32)

@@ -9,7 +9,7 @@ training.
 from __future__ import annotations
 
 import json
-import threading
+import queue
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,31 +116,34 @@ class HeartModel:
         self.quality = quality
         self.features = bundle.features
         self._tflite = str(tflite_path)
-        # One interpreter per thread: an interpreter is not thread-safe (the app judges two requests at once,
-        # and a shared one raised "at least 1 reference to internal data" under concurrent uploads).
-        self._local = threading.local()
-        self._interpreter()                       # load (and fail on a broken file) now, not on a patient
+        # An interpreter is not thread-safe (the app judges two requests at once, and a shared one raised
+        # "at least 1 reference to internal data"). Idle ones wait here: there are only ever as many as were
+        # in use at once, not one for each of the web server's 40 threads.
+        self._idle: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle.put(self._new_interpreter())    # load (and fail on a broken file) now, not on a patient
 
-    def _interpreter(self):
-        local = self._local
-        if not hasattr(local, "interp"):
-            from ai_edge_litert.interpreter import Interpreter
-            local.interp = Interpreter(model_path=self._tflite, num_threads=1)
-            local.input = local.interp.get_input_details()[0]["index"]
-            local.output = local.interp.get_output_details()[0]["index"]
-            local.batch = None
-        return local
+    def _new_interpreter(self) -> dict:
+        from ai_edge_litert.interpreter import Interpreter
+        interp = Interpreter(model_path=self._tflite, num_threads=1)
+        return {"interp": interp, "input": interp.get_input_details()[0]["index"],
+                "output": interp.get_output_details()[0]["index"], "batch": None}
 
     def window_logits(self, windows: np.ndarray) -> np.ndarray:
         """(n, coeffs, frames, 1) heat-map windows -> n logits (positive = abnormal)."""
-        t = self._interpreter()
-        if len(windows) != t.batch:
-            t.interp.resize_tensor_input(t.input, windows.shape, strict=False)
-            t.interp.allocate_tensors()
-            t.batch = len(windows)
-        t.interp.set_tensor(t.input, np.ascontiguousarray(windows, np.float32))
-        t.interp.invoke()
-        return t.interp.get_tensor(t.output)[:, 0].copy()
+        try:
+            t = self._idle.get_nowait()
+        except queue.Empty:
+            t = self._new_interpreter()
+        try:
+            if len(windows) != t["batch"]:
+                t["interp"].resize_tensor_input(t["input"], windows.shape, strict=False)
+                t["interp"].allocate_tensors()
+                t["batch"] = len(windows)
+            t["interp"].set_tensor(t["input"], np.ascontiguousarray(windows, np.float32))
+            t["interp"].invoke()
+            return t["interp"].get_tensor(t["output"])[:, 0].copy()
+        finally:
+            self._idle.put(t)
 
     def p_abnormal(self, window_logits: np.ndarray) -> float:
         """Recording-level calibrated probability: the mean window logit through Platt scaling."""

@@ -36,7 +36,7 @@ class TrainSettings:
     batch_size: int = 128
     learning_rate: float = 1e-3
     augment_copies: int = 2           # augmented renditions of each training recording, besides the clean one
-    augmentation: str = "classic"     # "classic" (band limits, gain, noise) or "channel" (heartbeat.augment)
+    augmentation: str = "classic"     # "classic" (band limits, gain, noise), "channel" or "phone" (heartbeat.augment)
     spec_augment: bool = False        # per drawn window: time reversal (p=0.5), one coefficient band and one time span masked
     balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
     val_fraction: float = 0.15        # recordings held out for early stopping, threshold and calibration
@@ -55,7 +55,8 @@ class Trained:
 
 # ---------------------------------------------------------------- features, cached ----
 
-AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30))}
+AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30)),
+                 "phone": augment.phone}
 
 
 def _featurize_one(job) -> np.ndarray:

@@ -73,3 +73,42 @@ def test_same_audio_same_features():
     x = heartlike(seconds=8, sr=2000).astype(np.float32)
     np.testing.assert_array_equal(extract(x, cfg)[0], extract(x.copy(), cfg)[0])
     assert windows(np.zeros((cfg.n_coeffs, 10), np.float32), cfg)[0].shape[0] == 0
+
+
+# The features are computed without librosa (serving would pay 2 s and 70 MB for it); they must stay
+# librosa's: the bundled network was trained on librosa's heat maps, and any drift would shift its answers.
+def _librosa_map(audio, cfg):
+    librosa = pytest.importorskip("librosa")
+    mel = librosa.feature.melspectrogram(y=audio, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                         n_mels=cfg.n_mels, fmin=cfg.band_hz[0], fmax=cfg.fmax, center=True)
+    logmel = librosa.power_to_db(mel, ref=1.0, top_db=cfg.floor_db)
+    fmap = librosa.feature.mfcc(S=logmel, n_mfcc=cfg.n_mfcc) if cfg.kind == "mfcc" else logmel
+    if cfg.recording_norm:
+        fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / (fmap.std(axis=1, keepdims=True) + 1e-6)
+    return fmap
+
+
+@pytest.mark.parametrize("cfg", [FeatureConfig(floor_db=50.0), FeatureConfig(), FeatureConfig(recording_norm=False),
+                                 FeatureConfig(kind="logmel", floor_db=50.0, recording_norm=False),
+                                 FeatureConfig(sample_rate=4000, n_fft=512, hop_length=160, fmax=1500.0)],
+                         ids=["bundled", "no-floor", "raw-mfcc", "logmel", "4k"])
+def test_features_equal_librosa_on_real_recordings(table, cfg):
+    from heartbeat.audio import load_audio
+    from heartbeat.datasets import ALL_DBS
+    picked = table[table["duration_s"] >= 4].groupby("database").head(2)
+    assert set(picked["database"]) == set(ALL_DBS)
+    for path in picked["path"]:
+        audio = clean(load_audio(path, cfg.sample_rate), cfg)
+        ours, theirs = feature_map(audio, cfg), _librosa_map(audio, cfg)
+        assert ours.shape == theirs.shape
+        # standardised maps to 1e-4 (float32 rounding); raw dB maps to 1e-3 dB
+        assert np.abs(ours - theirs).max() < (1e-4 if cfg.recording_norm else 1e-3), path
+
+
+def test_mel_filters_equal_librosa():
+    librosa = pytest.importorskip("librosa")
+    from heartbeat.features import mel_filters
+    for sr, n_fft, n_mels, fmin, fmax in [(2000, 256, 32, 25.0, 800.0), (8000, 512, 40, 20.0, 3500.0)]:
+        ours = mel_filters(sr, n_fft, n_mels, fmin, fmax)
+        theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+        np.testing.assert_allclose(ours, theirs, atol=1e-7)

@@ -150,3 +150,20 @@ def test_batch_jsonl_has_full_results(model, table, tmp_path):
     assert main(["predict", *paths, "--out", str(out), "--workers", "1"]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [x["path"] for x in lines] == paths and all("windows" in x for x in lines)
+
+
+def test_network_is_safe_and_frugal_across_threads(model):
+    """Eight threads scoring at once get the answers one thread gets (a shared interpreter once raised
+    under two concurrent requests), and no more interpreters exist than were ever busy at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    from heartbeat.model import load_model
+    fresh = load_model()
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((int(n), *model.features.input_shape)).astype(np.float32)
+               for n in rng.integers(1, 20, size=64)]
+    serial = [fresh.window_logits(b) for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(fresh.window_logits, batches))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert 1 <= fresh._idle.qsize() <= 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heartbeat import train as T
+from heartbeat import augment, train as T
 from heartbeat.datasets import select
 from heartbeat.features import FeatureConfig
 from heartbeat.model import load_model, save_bundle
@@ -75,3 +75,29 @@ def test_cross_device_lodo_covers_nine_databases_and_resumes(table, tmp_path, mo
     monkeypatch.setattr(E, "train_model", lambda *a, **k: pytest.fail("a saved fold was trained again"))
     again = E.cross_device(small, tmp_path, recipes=["tiny"], protocols=["lodo"], log=lambda *_: None)
     assert again["tiny"]["lodo"] == first["tiny"]["lodo"]
+    # An ensemble of a run with itself is that run; a member without every fold is refused.
+    both = E.ensemble(tmp_path, ["tiny", "tiny"], log=lambda *_: None)["ensemble: tiny + tiny"]
+    assert both["lodo"]["per_database"] == first["tiny"]["lodo"]["per_database"]
+    with pytest.raises(SystemExit):
+        E.ensemble(tmp_path, ["tiny", "never-run"], log=lambda *_: None)
+
+
+@pytest.mark.parametrize("codec", range(len(augment.CODECS)), ids=[c[0] for c in augment.CODECS])
+def test_codec_round_trip_keeps_length_and_timing(ffmpeg, table, codec):
+    """Each codec really runs (through the project's ffmpeg), keeps the recording's length, and the decoded
+    copy is lined up with the original: the beats must stay where the labels' windows are."""
+    from heartbeat.audio import load_audio
+
+    class Pick:                                  # the codec under test, its lowest bitrate
+        def integers(self, n):
+            return codec
+
+        def choice(self, rates):
+            return rates[0]
+
+    x = load_audio(select(table, ["training-a"])["path"].iloc[0], 2000)[: 2000 * 10]
+    y = augment.codec_round_trip(x, 2000, Pick())
+    assert len(y) == len(x) and np.isfinite(y).all()
+    lags = np.arange(-50, 51)
+    xc = np.correlate(y[200:-200], x[150:-150], mode="valid")        # y against x shifted by -50..50
+    assert abs(lags[np.argmax(np.abs(xc))]) <= 2
