@@ -10,6 +10,8 @@ RUN pip install --no-cache-dir ".[app]"
 
 COPY app.py ./
 COPY models ./models
+# Compile the segmenter's Viterbi into numba's cache now, so that no start-up pays for it.
+RUN python -c "import app; app.warm_up(app.load_model())"
 
 RUN useradd --create-home clinic
 USER clinic

@@ -46,10 +46,20 @@ def main() -> int:
                  f"{len(table)} recordings, {table['duration_s'].sum() / 3600:.1f} h of audio: **{seconds:.0f} s** "
                  f"wall clock including start-up (target <= 60 s).", "```", summary.splitlines()[-1], "```", ""]
 
+    sections += ["## Install size", "", "| environment | what | size |", "|---|---|---|"]
+    for venv, what in ((".venv-app", "`make run`: `pip install -e .[app]`, serving only"),
+                       (".venv", "`make test`: `pip install -e .[dev]`, training, tests, cluster, browser driver")):
+        if (ROOT / venv).is_dir():
+            mb = int(subprocess.run(["du", "-sm", str(ROOT / venv)], capture_output=True, text=True).stdout.split()[0])
+            sections.append(f"| `{venv}` | {what} | {mb / 1024:.2f} GB |")
+    sections.append("")
+
     model = ROOT / "models" / "heartbeat" / "model.tflite"
     sections += ["## Model size", "", f"`models/heartbeat/model.tflite`: {model.stat().st_size / 1024:.0f} KB "
-                 "(target <= 1 MB).", ""]
-    for title, name in (("Accuracy (recording level)", "results.md"), ("Quality gate and heart rate", "quality_gate.md")):
+                 "(target <= 2 MB).", ""]
+    for title, name in (("Across devices: nine databases (recording level)", "cross_device.md"),
+                        ("PhysioNet-only protocols of the earlier recipes", "results.md"),
+                        ("Quality gate and heart rate", "quality_gate.md")):
         path = ROOT / "reports" / name
         if path.exists():
             sections += [f"## {title} (from reports/{name})", "", path.read_text(), ""]
