@@ -126,6 +126,7 @@ RECIPES = {
     "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
     "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
     "codec": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="phone")),
+    "logmel": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel")),
     "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),

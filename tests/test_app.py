@@ -405,3 +405,34 @@ def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordi
     assert set(_uploads(server)) <= before                   # the sheet left nothing on disk
     fresh = Client(server.url, auth=AUTH, verbose=False)     # another session has no answer to print
     assert "Check a heart sound first" in fresh.predict("", api_name="/referral")
+
+
+def test_upload_sweeper_survives_a_failing_pass(monkeypatch):
+    """The sweeper once died on a folder deleted while it listed it, and then nothing was swept or freed
+    until a restart. A pass that raises must leave it sweeping: a stale upload made after the failure is
+    still removed."""
+    import threading
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import app
+
+    class Demo:
+        calls = 0
+
+        @property
+        def _queue(self):
+            Demo.calls += 1
+            if Demo.calls == 1:
+                raise FileNotFoundError("a folder vanished while it was listed")
+            return None
+
+    monkeypatch.setattr(app, "STALE_S", 0.0)
+    threading.Thread(target=app._sweep_forever, args=(Demo(), 0.02), daemon=True).start()
+    deadline = time.time() + 5
+    while Demo.calls < 2 and time.time() < deadline:
+        time.sleep(0.01)
+    stale = app.UPLOAD_DIR / "abandoned" / "recording.wav"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"RIFF")
+    while stale.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    assert Demo.calls >= 2 and not stale.exists()
