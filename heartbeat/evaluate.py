@@ -127,6 +127,7 @@ RECIPES = {
     "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
     "codec": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="phone")),
     "logmel": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel")),
+    "logmel-seed1": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
