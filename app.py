@@ -33,16 +33,20 @@ os.environ["GRADIO_TEMP_DIR"] = str(UPLOAD_DIR)
 atexit.register(shutil.rmtree, UPLOAD_DIR, ignore_errors=True)
 
 
-def _limit_malloc_arenas(n: int = 2) -> None:
-    """glibc gives each thread that allocates its own heap arena (up to 8 per core) and rarely returns them:
-    under 20 clients Gradio's worker threads held ~100 MB that way. Two arenas serve two judges at once."""
+def _glibc():
+    """The C library when it is glibc, else None (musl, macOS: their allocators do their own thing)."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, n)        # -8: M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass                                           # not glibc: its allocator does its own thing
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
 
 
-_limit_malloc_arenas()
+GLIBC = _glibc()
+# glibc gives each thread that allocates its own heap arena (up to 8 per core) and rarely returns them: under
+# 20 clients Gradio's worker threads held ~100 MB that way. Two arenas serve two judges at once.
+if GLIBC is not None:
+    GLIBC.mallopt(-8, 2)                               # -8: M_ARENA_MAX
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -161,18 +165,10 @@ def _queue_idle(demo) -> bool:
     return len(queue) == 0 and all(q.current_concurrency == 0 for q in queue.event_queue_per_concurrency_id.values())
 
 
-def _trimmer():
-    """glibc's malloc_trim, or None elsewhere (musl, macOS): the C allocator keeps freed arenas otherwise."""
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
 def _sweep_forever(demo, period_s: float = 0.5) -> None:
     """The sweeper must outlive anything one pass meets: it once died on a folder that a request deleted
     while it was being listed, and from then on nothing was swept (nor memory freed) until a restart."""
-    trim, seen = _trimmer(), 0
+    trim, seen = (GLIBC.malloc_trim if GLIBC is not None else None), 0
     while True:
         time.sleep(period_s)
         try:
