@@ -1,9 +1,10 @@
 """Another device and another room: random changes to a recording's chain, for training and fitting.
 
-`classic` is what the bundled classifier was trained with (time shift, band limits, gain, coloured
-noise). `channel` is the wider set the quality gate is fitted with, as the field reports for unseen
-devices: random EQ and spectral tilt, band limits, gain, DC offset and slow drift, mains hum, coloured
-noise, mild clipping. All work on audio at one sample rate and keep its length (but for the time shift).
+`classic` is what the earlier classifier recipes were trained with (time shift, band limits, gain, coloured
+noise). `channel` is the wider set the bundled classifier and the quality gate are trained with, as the
+field reports for unseen devices: random EQ and spectral tilt, band limits, gain, DC offset and slow drift,
+mains hum, coloured noise, mild clipping. `phone` adds low-bitrate codec round trips (the `codec` recipe,
+measured and not adopted). All work on audio at one sample rate and keep its length (but for the time shift).
 """
 from __future__ import annotations
 

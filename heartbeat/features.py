@@ -4,7 +4,7 @@
 exactly the features the model was trained on.
 
 The heat map is librosa's (`melspectrogram` -> `power_to_db` -> `mfcc`, Slaney mel scale, periodic Hann,
-centred zero-padded frames), computed here with numpy and scipy.fft in the same single precision:
+centred zero-padded frames), computed here with numpy and scipy.fft with librosa's precision (transform in double, stored in single):
 importing librosa.feature and its numba kernels cost the app 2 s and 70 MB on the first answer. Training
 and serving share this one implementation; tests/test_features.py holds it to librosa's output on real
 recordings of every database.
@@ -41,7 +41,8 @@ class FeatureConfig:
     recording_norm: bool = True
     # Floor of the log-mel, in dB below the recording's loudest band: bands the band-pass left nearly
     # empty otherwise carry the file's noise floor (16-bit quantisation, resampler residue), which differs
-    # between sample rates and containers of the same sound. None: no floor (the bundled model's setting).
+    # between sample rates and containers of the same sound. None: no floor (the earlier recipes);
+    # the bundled model uses 50.
     floor_db: float | None = None
 
     def __post_init__(self):
