@@ -38,6 +38,7 @@ class Beats:
     contrast_db: float = 0.0              # how far S1/S2 stand above the sound of diastole (median, dB)
     s1_times: list[float] = field(default_factory=list)
     s2_times: list[float] = field(default_factory=list)
+    states: np.ndarray | None = field(default=None, repr=False)   # per FRAME_RATE frame: index into STATES
 
 
 # ---------------------------------------------------------------- frame features ----
@@ -216,7 +217,7 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     sounds, diastole = energy[(states == 0) | (states == 2)], energy[states == 3]
     contrast = float(np.median(sounds) - np.median(diastole)) if len(sounds) and len(diastole) else 0.0
     return Beats(rate(s1), periodicity, round(float(best) / len(states), 3), round(contrast, 2),
-                 [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2])
+                 [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2], states.astype(np.int8))
 
 
 def rate(s1_times) -> float | None:

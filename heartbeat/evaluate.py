@@ -129,6 +129,7 @@ RECIPES = {
     "logmel": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel")),
     "logmel-seed1": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
+    "cycle": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
+from .beats import FRAME_RATE, STATES, Segmenter, find_beats
 from .preprocess import bandpass, normalize, window_starts
 
 
@@ -44,6 +45,10 @@ class FeatureConfig:
     # between sample rates and containers of the same sound. None: no floor (the earlier recipes);
     # the bundled model uses 50.
     floor_db: float | None = None
+    # Per-cycle information: below the heat map, one row per heart-cycle state (S1, systole, S2, diastole)
+    # holding the share of each frame the segmenter's Viterbi pass put in it, so the network can tell a
+    # sound in systole from one in diastole. All zero where no steady rhythm was found.
+    cycle_states: bool = False
 
     def __post_init__(self):
         if self.kind not in ("mfcc", "logmel"):
@@ -53,6 +58,10 @@ class FeatureConfig:
     @property
     def n_coeffs(self) -> int:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+
+    @property
+    def state_rows(self) -> int:
+        return len(STATES) if self.cycle_states else 0
 
     @property
     def frame_rate(self) -> float:
@@ -68,7 +77,7 @@ class FeatureConfig:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return (self.n_coeffs, self.window_frames, 1)
+        return (self.n_coeffs + self.state_rows, self.window_frames, 1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,8 +136,9 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return (np.abs(spectrum) ** 2).T
 
 
-def feature_map(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """(n_coeffs, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned."""
+def feature_map(audio: np.ndarray, cfg: FeatureConfig, states: np.ndarray | None = None) -> np.ndarray:
+    """(n_coeffs + state_rows, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned;
+    `states`: the segmenter's state per beats.FRAME_RATE frame (Beats.states), used when cfg.cycle_states."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
@@ -137,7 +147,22 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
     if cfg.recording_norm:
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / (fmap.std(axis=1, keepdims=True) + 1e-6)
+    if cfg.cycle_states:
+        fmap = np.vstack([fmap, cycle_shares(states, fmap.shape[1], cfg)])
     return fmap.astype(np.float32)
+
+
+def cycle_shares(states: np.ndarray | None, n_frames: int, cfg: FeatureConfig) -> np.ndarray:
+    """(4, n_frames): the share of each heat-map frame (centred on k * hop_length) that the segmenter
+    put in each cycle state (segmenter frame i is centred on (i + 0.5) / FRAME_RATE seconds). Shares,
+    not the nearest state: at a child's 190 bpm systole lasts one segmenter frame, half a heat-map frame."""
+    rows = np.zeros((len(STATES), n_frames), np.float32)
+    if states is not None and len(states):
+        k = np.floor((np.arange(len(states)) + 0.5) / FRAME_RATE * cfg.frame_rate + 0.5).astype(int)
+        inside = k < n_frames
+        np.add.at(rows, (states[inside], k[inside]), 1.0)
+        rows /= np.maximum(rows.sum(axis=0), 1.0)
+    return rows
 
 
 def windows(fmap: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +173,10 @@ def windows(fmap: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarra
     return batch[..., None], starts / cfg.frame_rate
 
 
-def extract(audio: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Audio at cfg.sample_rate -> (windows, start times): the whole feature pipeline in one call."""
-    return windows(feature_map(clean(audio, cfg), cfg), cfg)
+def extract(audio: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Audio at cfg.sample_rate -> (windows, start times): the whole feature pipeline in one call.
+    With cfg.cycle_states the segmenter finds the states, as quality.analyse does before classify."""
+    cleaned = clean(audio, cfg)
+    states = find_beats(cleaned, cfg.sample_rate, segmenter).states if cfg.cycle_states else None
+    return windows(feature_map(cleaned, cfg, states), cfg)

@@ -22,19 +22,26 @@ from .quality import QualityGate
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "heartbeat"
 
 
-def build_cnn(input_shape, variant: str = "cnn", seed: int = 0):
+def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int = 0):
     """Keras CNN on one heat-map window. Output: one logit, positive = abnormal.
 
     "baseline": the original notebooks' network (4 blocks of 2x2 conv + 2x2 max-pool + dropout 0.2,
     global average pooling, dense softmax over two classes), kept to measure what ours improves on.
     "cnn": ours: 3x3 convolutions with batch norm (the device's gain and tilt vary; BN keeps every block
     in range), dropout growing with depth, global average pooling over time *and* frequency.
+    `state_rows`: the input's last rows are the cycle states (FeatureConfig.cycle_states); each becomes a
+    channel repeated over every coefficient, so the first convolution sees sound and cycle phase together.
     """
     import keras
     from keras import layers
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=input_shape)
     x = inputs
+    if state_rows:
+        n = input_shape[0] - state_rows
+        heat = layers.Cropping2D(((0, state_rows), (0, 0)))(inputs)
+        states = layers.Permute((3, 2, 1))(layers.Cropping2D(((n, 0), (0, 0)))(inputs))  # (1, frames, states)
+        x = layers.Concatenate()([heat, layers.UpSampling2D((n, 1))(states)])
     if variant == "baseline":
         for filters in (16, 32, 64, 128):
             x = layers.Conv2D(filters, 2, padding="same", activation="relu")(x)

@@ -12,6 +12,7 @@ import os
 import time
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from tqdm import tqdm
 from .audio import WIDEBAND_RATE, load_audio, resample
 from . import augment
 from .features import FeatureConfig, extract
-from .model import Bundle, Calibration, build_cnn
+from .beats import Segmenter
+from .model import DEFAULT_MODEL_DIR, Bundle, Calibration, build_cnn
 
 CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
 FEATURE_VERSION = 3  # bump when decoding or augment() changes, so cached features are recomputed
@@ -66,9 +68,16 @@ def _featurize_one(job) -> np.ndarray:
     if copy > 0:
         rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
         audio = AUGMENTATIONS[kind](audio, cfg.sample_rate, rng)
-    windows = extract(audio, cfg)[0].astype(np.float16)
+    windows = extract(audio, cfg, _segmenter() if cfg.cycle_states else None)[0].astype(np.float16)
     np.save(out, windows)
     return windows
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Segmenter:
+    """The segmenter the bundle will ship (models/heartbeat/segmenter.json), so that training's cycle
+    states are the ones inference will see."""
+    return Segmenter.load(DEFAULT_MODEL_DIR / "segmenter.json")
 
 
 def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2,
@@ -79,8 +88,12 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     so any subset of recordings (a fold, an external set) reuses what was computed before.
     """
     paths = [str(p) for p in paths]
-    key = [cfg.to_dict(), copy, seed if copy else 0, FEATURE_VERSION]
-    key = json.dumps(key + [augmentation] if copy and augmentation != "classic" else key)
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "cycle_states" or v}  # older caches stay valid
+    key = [settings, copy, seed if copy else 0, FEATURE_VERSION]
+    key = key + [augmentation] if copy and augmentation != "classic" else key
+    if cfg.cycle_states:
+        key.append(hashlib.sha1((DEFAULT_MODEL_DIR / "segmenter.json").read_bytes()).hexdigest())
+    key = json.dumps(key)
     folder = CACHE_DIR / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
@@ -156,7 +169,7 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
     if settings.variant == "baseline":   # the original: windows drawn uniformly, class weights on the loss
         frac = float(np.mean(y))
         class_weight = {0: 0.5 / (1 - frac), 1: 0.5 / frac}
-    model = build_cnn(cfg.input_shape, settings.variant, settings.seed)
+    model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(settings.seed)

@@ -112,3 +112,31 @@ def test_mel_filters_equal_librosa():
         ours = mel_filters(sr, n_fft, n_mels, fmin, fmax)
         theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
         np.testing.assert_allclose(ours, theirs, atol=1e-7)
+
+
+def test_cycle_state_rows_follow_the_segmenters_beats(table, model):
+    """Per-cycle rows (FeatureConfig.cycle_states): one state per frame, S1 where the segmenter put S1,
+    systole between S1 and S2; all zero without a rhythm. On a real annotated CirCor recording."""
+    from heartbeat.audio import load_audio
+    from heartbeat.quality import analyse
+    cfg = FeatureConfig(floor_db=50.0, cycle_states=True)
+    path = select_one(table, "circor2022")
+    _, beats, cleaned, _ = analyse(load_audio(path, 4000), cfg, model.segmenter)
+    fmap = feature_map(cleaned, cfg, beats.states)
+    assert fmap.shape[0] == cfg.n_coeffs + 4 == cfg.input_shape[0]
+    rows = fmap[cfg.n_coeffs:]
+    np.testing.assert_allclose(rows[:, :-1].sum(axis=0), 1.0, rtol=1e-6)   # shares of each frame
+    frame = lambda t: int(round(t * cfg.frame_rate))
+    assert np.mean([rows[0, frame(t)] for t in beats.s1_times if frame(t) < fmap.shape[1]]) > 0.7
+    # halfway from each S1 to its S2 is systole, halfway from S2 to the next S1 diastole
+    s1, s2 = np.array(beats.s1_times), np.array(beats.s2_times)
+    pairs = [(a, s2[s2 > a][0]) for a in s1[:-1] if np.any(s2 > a)]
+    assert np.mean([rows[1, frame((a + b) / 2)] > 0 for a, b in pairs]) > 0.9
+    assert np.mean([rows[3, frame((b + s1[s1 > b][0]) / 2)] > 0 for _, b in pairs if np.any(s1 > b)]) > 0.9
+    # the heat map above is the plain one, and no rhythm leaves the rows empty
+    np.testing.assert_array_equal(fmap[: cfg.n_coeffs], feature_map(cleaned, FeatureConfig(floor_db=50.0)))
+    assert not feature_map(cleaned, cfg, None)[cfg.n_coeffs:].any()
+
+
+def select_one(table, database: str) -> str:
+    return table[(table["database"] == database) & (table["label"] == "abnormal")]["path"].iloc[0]
