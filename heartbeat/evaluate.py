@@ -130,6 +130,7 @@ RECIPES = {
     "logmel-seed1": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "cycle": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
+    "contrastive": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", pretrain_epochs=10)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
@@ -317,6 +318,7 @@ def _plots(out: Path, name: str, cv, lodo, ext, histories) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for h in histories:
+        h = [e for e in h if "epoch" in e]       # supervised epochs (not contrastive pretraining's)
         a1.plot([e["epoch"] for e in h], [e["loss"] for e in h], alpha=0.6)
         a2.plot([e["epoch"] for e in h], [e.get("val_auroc", np.nan) for e in h], alpha=0.6)
     a1.set(title="training loss (each line one model)", xlabel="epoch")

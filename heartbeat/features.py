@@ -169,7 +169,7 @@ def windows(fmap: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarra
     """Cut a heat map into model inputs (n, n_coeffs, window_frames, 1) and their start times in seconds."""
     starts = window_starts(fmap.shape[1], cfg.window_frames, cfg.hop_frames)
     batch = np.stack([fmap[:, s:s + cfg.window_frames] for s in starts]) if len(starts) else \
-        np.zeros((0, cfg.n_coeffs, cfg.window_frames), np.float32)
+        np.zeros((0, fmap.shape[0], cfg.window_frames), np.float32)
     return batch[..., None], starts / cfg.frame_rate
 
 

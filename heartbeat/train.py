@@ -13,7 +13,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class TrainSettings:
     augmentation: str = "classic"     # "classic" (band limits, gain, noise), "channel" or "phone" (heartbeat.augment)
     spec_augment: bool = False        # per drawn window: time reversal (p=0.5), one coefficient band and one time span masked
     balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
+    pretrain_epochs: int = 0          # contrastive pretraining of the convolutional trunk first (pretrain_contrastive)
     val_fraction: float = 0.15        # recordings held out for early stopping, threshold and calibration
     seed: int = 0
 
@@ -100,7 +101,9 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     todo = [(p, cfg, copy, seed, f, augmentation) for p, f in zip(paths, files) if not f.exists()]
     if todo:
         desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
-        with Pool(workers) as pool:
+        # Fresh worker processes, not forks: a fork of a process that has run TensorFlow can abort when
+        # the child collects TensorFlow's objects (seen as soon as a worker loaded numba after training).
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
             for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
                           leave=False, disable=None):
                 pass
@@ -160,9 +163,10 @@ def _val_split(table: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndar
 
 # ---------------------------------------------------------------- training ----
 
-def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_score=None):
+def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_score=None, views=None):
     """Fit a fresh network on windows X with labels y; each epoch draws `windows_per_epoch` windows with
-    probability proportional to `weight`. Keeps the epoch with the best `val_score(model)` (if given)."""
+    probability proportional to `weight`. Keeps the epoch with the best `val_score(model)` (if given).
+    With settings.pretrain_epochs, the trunk is first pretrained on `views` (see pretrain_contrastive)."""
     import keras
     p = np.asarray(weight, np.float64) / np.sum(weight)
     class_weight = None
@@ -170,10 +174,13 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
         frac = float(np.mean(y))
         class_weight = {0: 0.5 / (1 - frac), 1: 0.5 / frac}
     model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows)
+    history = []
+    if settings.pretrain_epochs and views is not None:
+        history = pretrain_contrastive(model, X, views, np.asarray(weight)[views[:, 0]], settings)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
     rng = np.random.default_rng(settings.seed)
-    history, best = [], (-np.inf, None)
+    best = (-np.inf, None)
     for epoch in tqdm(range(settings.epochs), desc=f"training {settings.variant}", leave=False, disable=None):
         idx = rng.choice(len(X), size=settings.windows_per_epoch, p=p)
         batch = X[idx].astype(np.float32)
@@ -190,6 +197,62 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
     if best[1] is not None:
         model.set_weights(best[1])
     return model, history
+
+
+def pretrain_contrastive(model, X, views: np.ndarray, weight, settings: TrainSettings,
+                         temperature: float = 0.2) -> list[dict]:
+    """SimCLR (Chen et al. 2020) on the network's trunk, labels unused: two renditions of one window
+    (the clean recording and its device-mimicking copies, a row of `views`) are a positive pair, every
+    other window in the batch a negative, so the trunk learns what stays when the recording chain
+    changes. Rows drawn by `weight` (databases balanced as in training); the projection head is dropped."""
+    import keras
+    import tensorflow as tf
+    trunk = keras.Model(model.input, next(layer.output for layer in model.layers
+                                          if isinstance(layer, keras.layers.GlobalAveragePooling2D)))
+    head = keras.Sequential([keras.layers.Dense(64, activation="relu"), keras.layers.Dense(32)])
+    optimizer = keras.optimizers.Adam(settings.learning_rate)
+
+    @tf.function
+    def step(a, b):
+        with tf.GradientTape() as tape:
+            z = tf.math.l2_normalize(head(trunk(tf.concat([a, b], 0), training=True)), axis=1)
+            n = tf.shape(a)[0]
+            sim = tf.matmul(z, z, transpose_b=True) / temperature - 1e9 * tf.eye(2 * n)
+            partner = tf.concat([tf.range(n, 2 * n), tf.range(0, n)], 0)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(partner, sim))
+        variables = trunk.trainable_variables + head.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(settings.seed + 1)
+    p = np.asarray(weight, np.float64) / np.sum(weight)
+    history = []
+    for epoch in tqdm(range(settings.pretrain_epochs), desc="contrastive pretraining", leave=False, disable=None):
+        rows = views[rng.choice(len(views), size=settings.windows_per_epoch // 2, p=p)]
+        pick = np.argsort(rng.random(rows.shape), axis=1)[:, :2]          # two different renditions per row
+        pairs = np.take_along_axis(rows, pick, axis=1)
+        losses = [float(step(X[pairs[i:i + settings.batch_size, 0]].astype(np.float32),
+                             X[pairs[i:i + settings.batch_size, 1]].astype(np.float32)))
+                  for i in range(0, len(pairs), settings.batch_size)]
+        history.append({"pretrain_epoch": epoch + 1, "contrastive_loss": float(np.mean(losses))})
+    return history
+
+
+def _position(rec: np.ndarray) -> np.ndarray:
+    """Each window's index within its recording (`rec` sorted, as featurize returns it)."""
+    first = np.r_[0, np.flatnonzero(np.diff(rec)) + 1]
+    return np.arange(len(rec)) - np.repeat(first, np.diff(np.r_[first, len(rec)]))
+
+
+def _renditions(recs: list[np.ndarray]) -> np.ndarray:
+    """(n, copies): indices into the concatenated windows of the copies, one row per (recording, window
+    position) that every copy has: the same stretch of sound through each recording chain."""
+    keys = [r.astype(np.int64) * 100_000 + _position(r) for r in recs]
+    common = keys[0]
+    for k in keys[1:]:
+        common = np.intersect1d(common, k)
+    offsets = np.r_[0, np.cumsum([len(k) for k in keys])[:-1]]
+    return np.column_stack([o + np.searchsorted(k, common) for o, k in zip(offsets, keys)])
 
 
 def spec_augment(windows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -224,13 +287,13 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
                             for c in range(1, settings.augment_copies + 1)]
     in_train = np.isin(np.arange(len(table)), tr)
     X = np.concatenate([Xc[in_train[rc]] for Xc, rc in parts])
-    rec = np.concatenate([rc[in_train[rc]] for _, rc in parts])
+    recs = [rc[in_train[rc]] for _, rc in parts]
+    rec = np.concatenate(recs)
     val_mask = ~in_train[rec0]
     Xv, recv = X0[val_mask], rec0[val_mask]
     # Per-epoch model selection looks at up to 4 windows per validation recording (cheap on 2 cores);
     # calibration and the threshold then use all of them.
-    first = np.r_[0, np.flatnonzero(np.diff(recv)) + 1]
-    quick = (np.arange(len(recv)) - np.repeat(first, np.diff(np.r_[first, len(recv)]))) < 4
+    quick = _position(recv) < 4
 
     rec_weight = sampling_weights(table, settings.balance) if settings.variant == "cnn" else np.ones(len(table))
     win_per_rec = np.bincount(rec, minlength=len(table))
@@ -240,12 +303,13 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
         from sklearn.metrics import roc_auc_score
         return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))[va]))
 
-    model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc)
+    model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc,
+                                 views=_renditions(recs) if len(recs) > 1 else None)
     zv = recording_logits(model, Xv, recv, len(table))[va]
     calibration = fit_calibration(yv, zv)
     threshold = choose_threshold(yv, calibration(zv), rec_weight[va])
     info = {"variant": settings.variant, "settings": settings.to_dict(), "train_seconds": round(time.time() - t0, 1),
-            "train_recordings": int(len(tr)), "val_recordings": int(len(va)), "val_auroc": max(h["val_auroc"] for h in history),
+            "train_recordings": int(len(tr)), "val_recordings": int(len(va)), "val_auroc": max(h.get("val_auroc", -1) for h in history),
             "databases": sorted(table["database"].unique()), "parameters": int(model.count_params())}
     log(f"trained {settings.variant} on {len(tr)} recordings in {info['train_seconds']} s, val AUROC {info['val_auroc']:.3f}")
     return Trained(model, Bundle(cfg, calibration, threshold, info), history)

@@ -136,6 +136,7 @@ def test_cycle_state_rows_follow_the_segmenters_beats(table, model):
     # the heat map above is the plain one, and no rhythm leaves the rows empty
     np.testing.assert_array_equal(fmap[: cfg.n_coeffs], feature_map(cleaned, FeatureConfig(floor_db=50.0)))
     assert not feature_map(cleaned, cfg, None)[cfg.n_coeffs:].any()
+    assert extract(np.zeros(500, np.float32), cfg, model.segmenter)[0].shape == (0, *cfg.input_shape)  # too short
 
 
 def select_one(table, database: str) -> str:

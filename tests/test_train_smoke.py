@@ -101,3 +101,28 @@ def test_codec_round_trip_keeps_length_and_timing(ffmpeg, table, codec):
     lags = np.arange(-50, 51)
     xc = np.correlate(y[200:-200], x[150:-150], mode="valid")        # y against x shifted by -50..50
     assert abs(lags[np.argmax(np.abs(xc))]) <= 2
+
+
+def test_contrastive_pretraining_pairs_renditions_and_moves_the_trunk(table, tmp_path, monkeypatch):
+    """Pretraining pairs the same window position of the clean and augmented copies of one recording,
+    lowers its contrastive loss, and changes the trunk the supervised training then starts from."""
+    monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
+    small = select(table, ["training-a", "circor2022"], ["normal", "abnormal"], min_seconds=8)
+    small = small.groupby(["database", "label"]).head(6).reset_index(drop=True)
+    cfg = FeatureConfig(floor_db=50.0)
+    parts = [T.featurize(small["path"].tolist(), cfg, c, 0, augmentation="channel") for c in range(3)]
+    recs = [rc for _, rc in parts]
+    views = T._renditions(recs)
+    rec = np.concatenate(recs)
+    assert views.shape[1] == 3 and len(views) >= len(small)
+    assert (rec[views] == rec[views[:, :1]]).all()                         # one recording per row
+    position = T._position(rec)
+    assert (position[views] == position[views[:, :1]]).all()               # one window position per row
+    X = np.concatenate([Xc for Xc, _ in parts])
+    settings = T.TrainSettings(pretrain_epochs=4, windows_per_epoch=256, batch_size=32)
+    from heartbeat.model import build_cnn
+    model = build_cnn(cfg.input_shape)
+    before = [w.copy() for w in model.get_weights()]
+    history = T.pretrain_contrastive(model, X, views, np.ones(len(views)), settings)
+    assert history[-1]["contrastive_loss"] < history[0]["contrastive_loss"]
+    assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
