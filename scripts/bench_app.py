@@ -5,8 +5,9 @@
 Runs the app with the serving environment's Python (`make run`'s .venv-app when it exists) and prints:
 launch to first answer, the serving process's peak memory (VmHWM) after 20 simultaneous clients, the
 upload-to-answer round trip for a 30 s recording (median), and whether all 20 clients were answered.
-Baselines measured in the same run: a bare `import gradio` in the same Python (time and memory), the
-floor that no Gradio app can go below. Targets (issue 11): launch <= 4 s, peak <= 300 MB, <= 300 ms.
+Baselines measured in the same run, in the same Python: a bare `import gradio` (time and memory), and a
+trivial Gradio app (the same upload widget and queue, answering with the file's length) under the same
+20 clients: the floor that no Gradio app goes below. Targets (issue 11): launch <= 4 s, peak <= 300 MB, <= 300 ms.
 Figures, not a pass/fail test.
 """
 from __future__ import annotations
@@ -43,6 +44,56 @@ def peak_rss_mb(pid: int) -> float:
 
 BARE_GRADIO = ("import gradio\nfor line in open('/proc/self/status'):\n"
                "    if line.startswith('VmHWM:'): print(int(line.split()[1]) / 1024)")
+# The floor for a whole app: the same upload widget and queue, answering with the file's length only.
+TRIVIAL_APP = """
+import sys, gradio as gr, soundfile as sf
+with gr.Blocks() as demo:
+    audio, out = gr.Audio(type="filepath"), gr.Textbox()
+    gr.Button().click(lambda p: f"{sf.info(p).duration:.1f} s", audio, out, api_name="predict")
+demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=int(sys.argv[1]))
+"""
+
+
+def serve(cmd, rec: Path, clients: int, requests: int = 0) -> dict:
+    """Start the server `cmd(port)`, time launch to its first answer, then `requests` sequential answers through
+    /classify and /predict (when > 0), then `clients` simultaneous ones; the server's peak memory."""
+    from gradio_client import Client, handle_file
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd(port), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            except Exception:
+                if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                    raise SystemExit(f"{cmd(port)}: did not start")
+                time.sleep(0.05)
+        first = client.predict(handle_file(str(rec)), api_name="/predict")
+        out = {"launch_s": time.perf_counter() - t0, "classify_ms": [], "predict_ms": []}
+        assert first[0], first
+        for _ in range(requests):
+            for api in ("classify", "predict"):
+                t = time.perf_counter()
+                client.predict(handle_file(str(rec)), api_name=f"/{api}")
+                out[f"{api}_ms"].append((time.perf_counter() - t) * 1000)
+
+        def one_client(_):
+            c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            t = time.perf_counter()
+            answer = c.predict(handle_file(str(rec)), api_name="/predict")
+            return (time.perf_counter() - t) * 1000, bool(answer[0] if isinstance(answer, (list, tuple)) else answer)
+
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(one_client, range(clients)))
+        out |= {"latency_ms": np.array([r[0] for r in results]), "answered": sum(r[1] for r in results),
+                "peak_mb": peak_rss_mb(proc.pid)}
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(20)
 
 
 def main(argv=None) -> int:
@@ -53,7 +104,6 @@ def main(argv=None) -> int:
     parser.add_argument("--python", default=str(app_python if app_python.exists() else sys.executable),
                         help="the Python that serves the app (default: .venv-app's, as `make run` uses)")
     args = parser.parse_args(argv)
-    from gradio_client import Client, handle_file
     from heartbeat.datasets import load_table, select
     import soxr
 
@@ -63,64 +113,34 @@ def main(argv=None) -> int:
     rec = tmp / "recording-30s.wav"    # what a browser microphone hands over: 16-bit mono 44.1 kHz WAV
     sf.write(rec, soxr.resample(x[: 30 * sr], sr, 44100) * 0.8, 44100, subtype="PCM_16")
 
-    # Baseline: Gradio alone, in the same Python, in this same run.
+    # Baselines, in the same Python and this same run: Gradio alone, and a trivial Gradio app under the
+    # same load (the floor no Gradio app goes below).
     t = time.perf_counter()
     gradio_mb = float(subprocess.run([args.python, "-c", BARE_GRADIO], capture_output=True, text=True,
                                      check=True).stdout.split()[-1])
     gradio_s = time.perf_counter() - t
-
-    port = free_port()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([args.python, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = None
-        while client is None:
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            except Exception:
-                if proc.poll() is not None or time.perf_counter() - t0 > 120:
-                    print("the app did not start")
-                    return 1
-                time.sleep(0.05)
-        first = client.predict(handle_file(str(rec)), api_name="/predict")
-        launch_s = time.perf_counter() - t0
-        assert first[0], first[1]
-
-        times, page_times = [], []
-        for _ in range(args.requests):
-            t = time.perf_counter()
-            client.predict(handle_file(str(rec)), api_name="/classify")
-            times.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            client.predict(handle_file(str(rec)), api_name="/predict")
-            page_times.append((time.perf_counter() - t) * 1000)
-
-        def one_client(_):
-            c = Client(f"http://127.0.0.1:{port}/", verbose=False)
-            t = time.perf_counter()
-            out = c.predict(handle_file(str(rec)), api_name="/predict")
-            return (time.perf_counter() - t) * 1000, bool(out[0])
-
-        with ThreadPoolExecutor(args.clients) as pool:
-            results = list(pool.map(one_client, range(args.clients)))
-        lat = np.array([r[0] for r in results])
-        peak = peak_rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    trivial = serve(lambda port: [args.python, "-c", TRIVIAL_APP, str(port)], rec, args.clients)
+    app = serve(lambda port: [args.python, str(ROOT / "app.py"), "--port", str(port)], rec, args.clients,
+                args.requests)
 
     print(f"serving Python: {args.python}")
-    print(f"launch to first answer: {launch_s:.1f} s (target <= 4 s); a bare `import gradio` took {gradio_s:.1f} s "
-          f"in the same run (app / bare gradio = {launch_s / gradio_s:.1f}x)")
-    print(f"serving process peak memory (VmHWM) after {args.clients} simultaneous clients: {peak:.0f} MB (target "
-          f"<= 300 MB); a bare `import gradio` peaks at {gradio_mb:.0f} MB (app / bare gradio = {peak / gradio_mb:.1f}x)")
+    print(f"launch to first answer: {app['launch_s']:.1f} s (target <= 4 s); in the same run a bare `import gradio` "
+          f"took {gradio_s:.1f} s and a trivial Gradio app answered first after {trivial['launch_s']:.1f} s "
+          f"(app / bare gradio = {app['launch_s'] / gradio_s:.1f}x, app / trivial app = "
+          f"{app['launch_s'] / trivial['launch_s']:.1f}x)")
+    print(f"serving process peak memory (VmHWM) after {args.clients} simultaneous clients: {app['peak_mb']:.0f} MB "
+          f"(target <= 300 MB); a bare `import gradio` peaks at {gradio_mb:.0f} MB, the trivial app under the same "
+          f"{args.clients} clients at {trivial['peak_mb']:.0f} MB (app / trivial app = "
+          f"{app['peak_mb'] / trivial['peak_mb']:.1f}x)")
+    times, page_times = app["classify_ms"], app["predict_ms"]
     print(f"round trip, 30 s recording (44.1 kHz wav, 2.6 MB), median of {args.requests}: "
           f"{statistics.median(times):.0f} ms through /classify (JSON answer; p95 {np.percentile(times, 95):.0f} ms; "
           f"target <= 300 ms), {statistics.median(page_times):.0f} ms through /predict (the page's answer with its two "
           "pictures)")
-    print(f"{args.clients} simultaneous clients: {sum(r[1] for r in results)}/{args.clients} answered, "
-          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms")
+    lat = app["latency_ms"]
+    print(f"{args.clients} simultaneous clients: {app['answered']}/{args.clients} answered, "
+          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms "
+          f"(trivial app: p50 {np.percentile(trivial['latency_ms'], 50):.0f} ms)")
     return 0
 
 
