@@ -131,6 +131,7 @@ RECIPES = {
     "channel-seed1": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", seed=1)),
     "cycle": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
     "contrastive": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", pretrain_epochs=10)),
+    "cycle-seed1": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel", seed=1)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
