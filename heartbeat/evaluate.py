@@ -133,6 +133,8 @@ RECIPES = {
     "contrastive": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", pretrain_epochs=10)),
     "cycle-seed1": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel", seed=1)),
     "logmel-cycle": (FeatureConfig(kind="logmel", floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
+    "logmel-cycle-seed1": (FeatureConfig(kind="logmel", floor_db=50.0, cycle_states=True),
+                           TrainSettings(augmentation="channel", seed=1)),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),
