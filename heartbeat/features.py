@@ -40,6 +40,10 @@ class FeatureConfig:
     # Per-recording standardisation of each coefficient: a stethoscope's fixed frequency response is an
     # additive offset in the cepstrum, so removing the recording's mean removes much of the device.
     recording_norm: bool = True
+    # Smallest spread a row is divided by in that standardisation (dB). A row that barely moves (a mel
+    # band at the floor in one copy of a sound, a hair above it in another) would otherwise be blown up to
+    # unit variance: the recording chain, not the heart, would fill it. 0: the earlier recipes (1e-6).
+    norm_floor_db: float = 0.0
     # Floor of the log-mel, in dB below the recording's loudest band: bands the band-pass left nearly
     # empty otherwise carry the file's noise floor (16-bit quantisation, resampler residue), which differs
     # between sample rates and containers of the same sound. None: no floor (the earlier recipes);
@@ -146,7 +150,8 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, states: np.ndarray | None
         logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
     fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
     if cfg.recording_norm:
-        fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / (fmap.std(axis=1, keepdims=True) + 1e-6)
+        spread = fmap.std(axis=1, keepdims=True) + 1e-6
+        fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
     if cfg.cycle_states:
         fmap = np.vstack([fmap, cycle_shares(states, fmap.shape[1], cfg)])
     return fmap.astype(np.float32)

@@ -34,6 +34,16 @@ def reached(r: dict, read) -> str:
         return "not measured yet"
 
 
+def heat_map(features: dict) -> str:
+    return (f"{features['n_mfcc']} MFCC" if features["kind"] == "mfcc" else f"{features['n_mels']}-band log-mel")
+
+
+def cycle_rows(features: dict) -> str:
+    return ("; beneath them four rows with the share of each frame that the segmenter put in S1, systole, S2 and "
+            "diastole, which the network repeats over the heat map as channels, so it hears each sound with its "
+            "place in the heart cycle" if features.get("cycle_states") else "")
+
+
 def main() -> int:
     bundle = json.loads((ROOT / "models/heartbeat/bundle.json").read_text())
     results = json.loads((ROOT / "reports/results.json").read_text())
@@ -53,11 +63,11 @@ def main() -> int:
         "named here; none is copied from elsewhere.",
         "",
         "## What it is",
-        f"- A {info['parameters']:,}-parameter CNN on {features['n_mfcc']} MFCC x {features['window_s']:.0f} s heat "
+        f"- A {info['parameters']:,}-parameter CNN on {heat_map(features)} x {features['window_s']:.0f} s heat "
         f"maps (DC offset removed at decoding, band-pass {features['band_hz'][0]:.0f}-{features['band_hz'][1]:.0f} Hz, "
         f"{features['sample_rate']} Hz, log-mel floored {features.get('floor_db') or 'not'} dB below each "
         "recording's peak so that near-empty bands carry no trace of the file's rate or noise floor, per-recording "
-        f"standardised coefficients), windows every {features['hop_s']} s; a recording's score is the mean window "
+        f"standardised rows){cycle_rows(features)}, windows every {features['hop_s']} s; a recording's score is the mean window "
         f"logit, Platt-calibrated; called abnormal at p >= {bundle['threshold']:.3f} (the cut that maximised "
         "database-balanced MAcc on held-out validation recordings).",
         "- In front of it, a quality gate that asks two questions, on the recording at 2 kHz whatever the file's "
@@ -86,8 +96,8 @@ def main() -> int:
         f"- Recipe `{recipe}`: {json.dumps(info['settings'])}.",
         f"- Training time on this machine (2 cores, no GPU): **{info['train_seconds'] / 60:.1f} min**, features "
         "included when none are cached.",
-        f"- Reproduce: `make model` (= `python -m heartbeat train --out models/heartbeat --recipe {recipe}`, then "
-        "`python scripts/quality_gate.py`, which fits the segmenter and the gate).",
+        "- Reproduce: `make model` (= `python scripts/quality_gate.py`, which fits the segmenter and the gate, then "
+        f"`python -m heartbeat train --out models/heartbeat --recipe {recipe}`).",
         "",
         "## Scores across devices (recording level; CirCor: one recording per patient)",
         "Each row of the ablation is a full leave-one-database-out run over the nine databases: for each database, "
