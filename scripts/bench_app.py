@@ -54,14 +54,18 @@ demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_p
 """
 
 
+def answered(out) -> bool:
+    """An answer came: the app's first output (the headline), or the trivial app's one string."""
+    return bool(out[0] if isinstance(out, (list, tuple)) else out)
+
+
 def serve(cmd, rec: Path, clients: int, requests: int = 0) -> dict:
     """Start the server `cmd(port)`, time launch to its first answer, then `requests` sequential answers through
     /classify and /predict (when > 0), then `clients` simultaneous ones; the server's peak memory."""
     from gradio_client import Client, handle_file
     port = free_port()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd(port), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd(port), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         client = None
         while client is None:
@@ -73,7 +77,7 @@ def serve(cmd, rec: Path, clients: int, requests: int = 0) -> dict:
                 time.sleep(0.05)
         first = client.predict(handle_file(str(rec)), api_name="/predict")
         out = {"launch_s": time.perf_counter() - t0, "classify_ms": [], "predict_ms": []}
-        assert first[0], first
+        assert answered(first), first
         for _ in range(requests):
             for api in ("classify", "predict"):
                 t = time.perf_counter()
@@ -84,7 +88,7 @@ def serve(cmd, rec: Path, clients: int, requests: int = 0) -> dict:
             c = Client(f"http://127.0.0.1:{port}/", verbose=False)
             t = time.perf_counter()
             answer = c.predict(handle_file(str(rec)), api_name="/predict")
-            return (time.perf_counter() - t) * 1000, bool(answer[0] if isinstance(answer, (list, tuple)) else answer)
+            return (time.perf_counter() - t) * 1000, answered(answer)
 
         with ThreadPoolExecutor(clients) as pool:
             results = list(pool.map(one_client, range(clients)))
