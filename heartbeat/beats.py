@@ -39,6 +39,7 @@ class Beats:
     s1_times: list[float] = field(default_factory=list)
     s2_times: list[float] = field(default_factory=list)
     states: np.ndarray | None = field(default=None, repr=False)   # per FRAME_RATE frame: index into STATES
+    state_probs: np.ndarray | None = field(default=None, repr=False)   # (frames, 4): the frame classifier's
 
 
 # ---------------------------------------------------------------- frame features ----
@@ -217,7 +218,8 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     sounds, diastole = energy[(states == 0) | (states == 2)], energy[states == 3]
     contrast = float(np.median(sounds) - np.median(diastole)) if len(sounds) and len(diastole) else 0.0
     return Beats(rate(s1), periodicity, round(float(best) / len(states), 3), round(contrast, 2),
-                 [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2], states.astype(np.int8))
+                 [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2], states.astype(np.int8),
+                 probs.astype(np.float32))
 
 
 def rate(s1_times) -> float | None:

@@ -135,6 +135,8 @@ RECIPES = {
     "logmel-cycle": (FeatureConfig(kind="logmel", floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
     "logmel-cycle-norm3": (FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True),
                            TrainSettings(augmentation="channel")),
+    "logmel-cycle-soft": (FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True,
+                                        cycle_source="posterior"), TrainSettings(augmentation="channel")),
     "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
     "baseline": (FeatureConfig(recording_norm=False),
                  TrainSettings(variant="baseline", augment_copies=0, balance="class")),

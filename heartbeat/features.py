@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from .beats import FRAME_RATE, STATES, Segmenter, find_beats
+from .beats import FRAME_RATE, STATES, Beats, Segmenter, find_beats
 from .preprocess import bandpass, normalize, window_starts
 
 
@@ -53,10 +53,16 @@ class FeatureConfig:
     # holding the share of each frame the segmenter's Viterbi pass put in it, so the network can tell a
     # sound in systole from one in diastole. All zero where no steady rhythm was found.
     cycle_states: bool = False
+    # Where those rows come from: "viterbi", the cycle path's states; "posterior", the frame classifier's
+    # probabilities, which change smoothly with the sound, so a path one frame off between two copies of a
+    # recording cannot move the answer.
+    cycle_source: str = "viterbi"
 
     def __post_init__(self):
         if self.kind not in ("mfcc", "logmel"):
             raise ValueError(f"unknown feature kind {self.kind!r}")
+        if self.cycle_source not in ("viterbi", "posterior"):
+            raise ValueError(f"unknown cycle_source {self.cycle_source!r}")
         object.__setattr__(self, "band_hz", tuple(float(b) for b in self.band_hz))
 
     @property
@@ -140,9 +146,9 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return (np.abs(spectrum) ** 2).T
 
 
-def feature_map(audio: np.ndarray, cfg: FeatureConfig, states: np.ndarray | None = None) -> np.ndarray:
+def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = None) -> np.ndarray:
     """(n_coeffs + state_rows, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned;
-    `states`: the segmenter's state per beats.FRAME_RATE frame (Beats.states), used when cfg.cycle_states."""
+    `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
@@ -153,20 +159,23 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, states: np.ndarray | None
         spread = fmap.std(axis=1, keepdims=True) + 1e-6
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
     if cfg.cycle_states:
+        states = None if beats is None else beats.states if cfg.cycle_source == "viterbi" else beats.state_probs
         fmap = np.vstack([fmap, cycle_shares(states, fmap.shape[1], cfg)])
     return fmap.astype(np.float32)
 
 
 def cycle_shares(states: np.ndarray | None, n_frames: int, cfg: FeatureConfig) -> np.ndarray:
-    """(4, n_frames): the share of each heat-map frame (centred on k * hop_length) that the segmenter
-    put in each cycle state (segmenter frame i is centred on (i + 0.5) / FRAME_RATE seconds). Shares,
-    not the nearest state: at a child's 190 bpm systole lasts one segmenter frame, half a heat-map frame."""
+    """(4, n_frames): the share of each heat-map frame (centred on k * hop_length) in each cycle state,
+    from the segmenter's frames (frame i centred on (i + 0.5) / FRAME_RATE seconds): `states` holds a
+    state index per frame, or (frames, 4) probabilities. Shares, not the nearest frame: at a child's
+    190 bpm systole lasts one segmenter frame, half a heat-map frame."""
     rows = np.zeros((len(STATES), n_frames), np.float32)
     if states is not None and len(states):
+        share = np.eye(len(STATES), dtype=np.float32)[states] if states.ndim == 1 else states
         k = np.floor((np.arange(len(states)) + 0.5) / FRAME_RATE * cfg.frame_rate + 0.5).astype(int)
         inside = k < n_frames
-        np.add.at(rows, (states[inside], k[inside]), 1.0)
-        rows /= np.maximum(rows.sum(axis=0), 1.0)
+        np.add.at(rows.T, k[inside], share[inside])
+        rows /= np.maximum(np.bincount(k[inside], minlength=n_frames), 1)
     return rows
 
 
@@ -183,5 +192,5 @@ def extract(audio: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None =
     """Audio at cfg.sample_rate -> (windows, start times): the whole feature pipeline in one call.
     With cfg.cycle_states the segmenter finds the states, as quality.analyse does before classify."""
     cleaned = clean(audio, cfg)
-    states = find_beats(cleaned, cfg.sample_rate, segmenter).states if cfg.cycle_states else None
-    return windows(feature_map(cleaned, cfg, states), cfg)
+    beats = find_beats(cleaned, cfg.sample_rate, segmenter) if cfg.cycle_states else None
+    return windows(feature_map(cleaned, cfg, beats), cfg)

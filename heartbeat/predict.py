@@ -46,7 +46,7 @@ def classify(wideband: np.ndarray, model: HeartModel) -> Result:
     if not quality.usable:
         result = Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
     else:
-        batch, starts = windows(feature_map(cleaned, cfg, beats.states), cfg)
+        batch, starts = windows(feature_map(cleaned, cfg, beats), cfg)
         logits = model.window_logits(batch)
         p = model.p_abnormal(logits)
         label = "abnormal" if p >= model.bundle.threshold else "normal"

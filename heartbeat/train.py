@@ -89,7 +89,7 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     so any subset of recordings (a fold, an external set) reuses what was computed before.
     """
     paths = [str(p) for p in paths]
-    defaults = {"cycle_states": False, "norm_floor_db": 0.0}     # settings added later: older caches stay valid
+    defaults = {"cycle_states": False, "cycle_source": "viterbi", "norm_floor_db": 0.0}     # settings added later: older caches stay valid
     settings = {k: v for k, v in cfg.to_dict().items() if k not in defaults or v != defaults[k]}
     key = [settings, copy, seed if copy else 0, FEATURE_VERSION]
     key = key + [augmentation] if copy and augmentation != "classic" else key

@@ -122,7 +122,7 @@ def test_cycle_state_rows_follow_the_segmenters_beats(table, model):
     cfg = FeatureConfig(floor_db=50.0, cycle_states=True)
     path = select_one(table, "circor2022")
     _, beats, cleaned, _ = analyse(load_audio(path, 4000), cfg, model.segmenter)
-    fmap = feature_map(cleaned, cfg, beats.states)
+    fmap = feature_map(cleaned, cfg, beats)
     assert fmap.shape[0] == cfg.n_coeffs + 4 == cfg.input_shape[0]
     rows = fmap[cfg.n_coeffs:]
     np.testing.assert_allclose(rows[:, :-1].sum(axis=0), 1.0, rtol=1e-6)   # shares of each frame
@@ -137,6 +137,11 @@ def test_cycle_state_rows_follow_the_segmenters_beats(table, model):
     np.testing.assert_array_equal(fmap[: cfg.n_coeffs], feature_map(cleaned, FeatureConfig(floor_db=50.0)))
     assert not feature_map(cleaned, cfg, None)[cfg.n_coeffs:].any()
     assert extract(np.zeros(500, np.float32), cfg, model.segmenter)[0].shape == (0, *cfg.input_shape)  # too short
+    # from the frame classifier's probabilities instead: shares of each frame too, mostly S1 at the S1 times
+    soft = FeatureConfig(floor_db=50.0, cycle_states=True, cycle_source="posterior")
+    rows = feature_map(cleaned, soft, beats)[soft.n_coeffs:]
+    np.testing.assert_allclose(rows[:, :-1].sum(axis=0), 1.0, rtol=1e-5)
+    assert np.mean([rows[0, frame(t)] for t in beats.s1_times if frame(t) < fmap.shape[1]]) > 0.4
 
 
 def select_one(table, database: str) -> str:
