@@ -20,6 +20,8 @@ import numpy as np
 import scipy.fft
 from scipy import signal
 
+from .preprocess import EDGE_S
+
 FRAME_RATE = 50                     # Hz: 20 ms frames; S1 and S2 last 80-150 ms
 MIN_BPM, MAX_BPM = 30.0, 200.0
 BANDS_HZ = ((25, 50), (50, 100), (100, 150), (150, 250), (250, 400))
@@ -28,6 +30,12 @@ STATES = ("S1", "systole", "S2", "diastole")
 # Per frame of systole or diastole: the chance the cycle pauses a frame or skips one (beat-to-beat
 # variation of the rate lives there); S1 and S2 always advance, their length is fixed.
 FLEX_STAY, FLEX_SKIP = 0.1, 0.1
+# Frame energies are floored this far below the recording's loudest frame: stretches of near silence (a
+# muted device, 16-bit quantisation, a resampler's residue) sit 90-140 dB down, where the log energy tells
+# which file chain made them, not what the heart did; and a log energy column is divided by no less than
+# MIN_SPREAD_DB, so a band that hardly moves is not blown up to unit variance.
+FLOOR_DB, MIN_SPREAD_DB = 60.0, 1.0
+EDGE_FRAMES = round(EDGE_S * FRAME_RATE)    # frames at each end that clean() faded
 
 
 @dataclass
@@ -66,16 +74,19 @@ def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def frame_features(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(n_frames, 7): log energy in BANDS_HZ, total log energy, Shannon envelope; each standardised
-    over the recording."""
+    """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
+    recording), and the Shannon envelope."""
     frames = _frames(clean_audio, sample_rate)
     power = np.abs(scipy.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
     env = envelope(clean_audio, sample_rate)
     env = np.pad(env, (0, max(0, len(frames) - len(env))))[: len(frames)]
-    f = np.column_stack([np.log(b + 1e-10) for b in bands] + [np.log(power.sum(axis=1) + 1e-10), env])
-    return ((f - np.median(f, axis=0)) / (f.std(axis=0) + 1e-6)).astype(np.float32)
+    db = 10 * np.log10(np.column_stack(bands + [power.sum(axis=1)]) + 1e-12)
+    f = np.column_stack([np.maximum(db, db.max() - FLOOR_DB), env])
+    inner = f[EDGE_FRAMES:-EDGE_FRAMES] if EDGE_FRAMES and len(f) > 4 * EDGE_FRAMES else f    # the faded ends set no scale
+    least = np.r_[np.full(db.shape[1], MIN_SPREAD_DB), 1e-6]
+    return ((f - np.median(inner, axis=0)) / np.maximum(inner.std(axis=0), least)).astype(np.float32)
 
 
 def with_context(f: np.ndarray, context: int = CONTEXT) -> np.ndarray:
@@ -198,9 +209,11 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     env = envelope(clean_audio, sample_rate)
     found = _period(autocorrelation(env))
     periodicity = round(found[1], 3) if found else 0.0
-    if seg is None or found is None:
+    if seg is None:
         return Beats(None, periodicity)
     probs = seg.state_probs(clean_audio, sample_rate)
+    if found is None:        # no rhythm: no cycle, but the frames' probabilities still describe the sound
+        return Beats(None, periodicity, state_probs=probs.astype(np.float32))
     log_p = np.log(probs + 1e-6) - np.log(np.asarray(seg.prior) + 1e-6)     # scaled likelihoods
     # Candidate periods: the envelope's, the S1 probability's (sharper: S2 and murmurs do not count) and
     # half of each where the S1 probability repeats there too (a weak S1 every other beat doubles the

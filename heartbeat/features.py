@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fft
 
 from .beats import FRAME_RATE, STATES, Beats, Segmenter, find_beats
-from .preprocess import bandpass, normalize, window_starts
+from .preprocess import bandpass, fade_edges, normalize, window_starts
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,9 @@ class FeatureConfig:
 
 
 def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Band-pass then unit-RMS: the signal every feature and the beat detector start from."""
-    return normalize(bandpass(audio, cfg.sample_rate, *cfg.band_hz, order=cfg.filter_order))
+    """Band-pass, fade the ends, then unit-RMS: the signal every feature and the beat detector start from."""
+    x = bandpass(audio, cfg.sample_rate, *cfg.band_hz, order=cfg.filter_order)
+    return normalize(fade_edges(x, cfg.sample_rate))
 
 
 def _hz_to_mel(hz):

@@ -21,6 +21,21 @@ def bandpass(audio: np.ndarray, sample_rate: int, low_hz: float, high_hz: float,
     return signal.sosfiltfilt(sos, audio).astype(np.float32)
 
 
+EDGE_S = 0.1   # seconds faded in and out at each end of a recording: see fade_edges()
+
+
+def fade_edges(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Fade the first and last EDGE_S in and out (raised cosine), in place. The ends hold the transients of
+    the chain that made the file (a resampler's or codec's edge, hiss cut off mid-stream, the band-pass
+    itself), which differ between copies of the same sound; faded, they cannot move the answer."""
+    n = min(int(EDGE_S * sample_rate), len(audio) // 4)
+    if n > 1:
+        ramp = (0.5 - 0.5 * np.cos(np.pi * np.arange(n) / n)).astype(audio.dtype)
+        audio[:n] *= ramp
+        audio[-n:] *= ramp[::-1]
+    return audio
+
+
 def normalize(audio: np.ndarray) -> np.ndarray:
     """Scale to unit RMS. Unlike peak scaling, one knock on the stethoscope does not shrink the rest."""
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))

@@ -27,7 +27,7 @@ from .beats import Segmenter
 from .model import DEFAULT_MODEL_DIR, Bundle, Calibration, build_cnn
 
 CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
-FEATURE_VERSION = 3  # bump when decoding or augment() changes, so cached features are recomputed
+FEATURE_VERSION = 4  # bump when decoding, clean() or augment() changes, so cached features are recomputed
 
 
 @dataclass

@@ -103,7 +103,8 @@ def main() -> int:
         "Each row of the ablation is a full leave-one-database-out run over the nine databases: for each database, "
         "a model trained afresh on the other eight scores it. 5-fold CV is grouped by recording (patient for "
         "set_b and CirCor). Reproduce: `python -m heartbeat evaluate --cross-device --recipes "
-        + " ".join(k for k in devices if k in RECIPES) + " --out reports` (resumable per fold); each ensemble row: "
+        + " ".join(k for k in devices if k in RECIPES) + " --out reports` (resumable per fold); each RECIPE-seed1 "
+        "row: the same with `--recipes RECIPE --seed 1`; each ensemble row: "
         "`python -m heartbeat evaluate --ensemble RECIPE RECIPE... --out reports` (members' runs averaged).",
         "",
         cross_device_markdown(devices),

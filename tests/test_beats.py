@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heartbeat.audio import load_audio
-from heartbeat.beats import find_beats
+from heartbeat.beats import FRAME_RATE, find_beats
 from heartbeat.datasets import select
 from heartbeat.features import FeatureConfig, clean
 from conftest import heartlike
@@ -63,3 +63,31 @@ def test_matching_is_one_to_one():
     import fit_segmenter as F
     assert F.matched([1.0, 1.01, 2.0], [1.0, 2.1]) == 1          # 2.0 is 100 ms from 2.1; two near 1.0 count once
     assert F.matched([1.0, 2.05], [1.0, 2.1]) == 2
+
+
+def test_frame_classifier_ignores_near_silence_and_the_ends(model, table):
+    """A real recording with a muted second (a device's pause), and the same with a faint residue 90 dB
+    down (quantisation, a resampler) and a burst of hiss in its first and last 50 ms (a file chain's edge):
+    the frame classifier's probabilities agree, beyond the 0.25 s at each end that the burst itself (faded,
+    and seen by the classifier's +-100 ms context) still reaches. Before frame energies were floored and the
+    ends faded, the muted frames' log energy followed the residue, and a training-d recording's p_abnormal
+    moved by 0.06 between sample rates."""
+    rng = np.random.default_rng(0)
+    x = load_audio(select(table, ["training-d"], ["abnormal"])["path"].iloc[0], 2000, min_seconds=0)[: 2000 * 12]
+    x[2000 * 5: 2000 * 6] = 0
+    y = x + 3e-5 * np.abs(x).max() * rng.standard_normal(len(x)).astype(np.float32)
+    for end in (slice(0, 100), slice(len(y) - 100, len(y))):
+        y[end] += 0.3 * np.abs(x).max() * rng.standard_normal(100).astype(np.float32)
+    a, b = (model.segmenter.state_probs(clean(v, CFG), 2000) for v in (x, y))
+    inside = slice(int(0.25 * FRAME_RATE), len(a) - int(0.25 * FRAME_RATE))
+    assert np.abs(a - b)[inside].max() < 0.1, np.abs(a - b).max(axis=1).round(2)
+
+
+def test_no_rhythm_still_gives_the_frames_probabilities(model):
+    """Without a steady rhythm there is no cycle, but the per-frame probabilities (the cycle rows of the
+    shipped features) are still there, so those rows cannot jump to zero when a rhythm is barely found."""
+    x = clean(np.random.default_rng(0).standard_normal(20 * 2000).astype(np.float32), CFG)
+    x[4000:] = 0.0
+    beats = find_beats(x, 2000, model.segmenter)
+    assert beats.heart_rate_bpm is None and beats.states is None
+    assert beats.state_probs is not None and beats.state_probs.shape == (len(x) // 40, 4)

@@ -13,12 +13,18 @@ from heartbeat.model import load_model, save_bundle
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("variant,cycle_states", [("cnn", False), ("baseline", False), ("cnn", True)])
-def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, cycle_states):
+# MFCC, the notebooks' network, and log-mel with the cycle rows from the frame classifier (the shipped form)
+CONFIGS = {"mfcc": FeatureConfig(), "baseline": FeatureConfig(recording_norm=False),
+           "logmel-cycle": FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True,
+                                         cycle_source="posterior")}
+
+
+@pytest.mark.parametrize("variant,features", [("cnn", "mfcc"), ("baseline", "baseline"), ("cnn", "logmel-cycle")])
+def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, features):
     monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
     small = select(table, ["training-a", "training-b", "set_b"], ["normal", "abnormal"], min_seconds=5)
     small = small.groupby(["database", "label"]).head(4)
-    cfg = FeatureConfig(recording_norm=variant == "cnn", cycle_states=cycle_states)
+    cfg = CONFIGS[features]
     settings = T.TrainSettings(variant=variant, epochs=1, windows_per_epoch=128, batch_size=32,
                                augment_copies=1 if variant == "cnn" else 0, val_fraction=0.34, seed=1)
     trained = T.train_model(small, cfg, settings, log=lambda *_: None)
