@@ -49,13 +49,14 @@ def _human(r: dict) -> str:
 
 def cmd_train(args) -> int:
     from .datasets import load_table, select
-    from .evaluate import RECIPES
+    from .evaluate import RECIPES, SHIPPED_RECIPE
     from .model import save_bundle
     from .train import TrainSettings, train_model
     table = select(load_table(args.data), args.databases, ["normal", "abnormal"])
     if args.limit:   # a smoke run: a few recordings of each label
         import pandas as pd
         table = pd.concat([g.sample(min(len(g), args.limit // 2), random_state=0) for _, g in table.groupby("label")])
+    args.recipe = args.recipe or SHIPPED_RECIPE
     if args.recipe not in RECIPES:
         raise SystemExit(f"unknown recipe {args.recipe!r}: choose one of {', '.join(RECIPES)}")
     cfg, settings = RECIPES[args.recipe]
@@ -120,8 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="models/heartbeat")
     p.add_argument("--data", help="data root (default: $HEARTBEAT_DATA or ../shared/data)")
     p.add_argument("--databases", nargs="+", default=None, help="sub-databases to train on (default: all)")
-    p.add_argument("--recipe", default="channel", help="a recipe of the ablation (heartbeat.evaluate.RECIPES): "
-                   "channel (the bundled model's), floor, ours or baseline")
+    p.add_argument("--recipe", help="a recipe of the ablation (heartbeat.evaluate.RECIPES; default: the bundled "
+                   "model's, heartbeat.evaluate.SHIPPED_RECIPE)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--windows-per-epoch", type=int)
     p.add_argument("--augment-copies", type=int)

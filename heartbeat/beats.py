@@ -215,6 +215,11 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     if found is None:        # no rhythm: no cycle, but the frames' probabilities still describe the sound
         return Beats(None, periodicity, state_probs=probs.astype(np.float32))
     log_p = np.log(probs + 1e-6) - np.log(np.asarray(seg.prior) + 1e-6)     # scaled likelihoods
+    # The frames whose sound or context reaches into the faded ends are no evidence either way: what is
+    # there differs between copies of one recording (preprocess.fade_edges).
+    ends = EDGE_FRAMES + CONTEXT if len(log_p) > 4 * (EDGE_FRAMES + CONTEXT) else 0
+    if ends:
+        log_p[:ends] = log_p[-ends:] = 0.0
     # Candidate periods: the envelope's, the S1 probability's (sharper: S2 and murmurs do not count) and
     # half of each where the S1 probability repeats there too (a weak S1 every other beat doubles the
     # autocorrelation's period). The cycle that explains the frames best wins.
@@ -228,9 +233,10 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     s1, s2 = _centres(states, 0), _centres(states, 2)
     # Diastole is quiet in a clean recording (systolic murmurs do not reach it); noise fills it.
     energy = 10 * np.log10(np.mean(_frames(clean_audio, sample_rate) ** 2, axis=1) + 1e-12)[: len(states)]
-    sounds, diastole = energy[(states == 0) | (states == 2)], energy[states == 3]
+    energy, inner = np.maximum(energy, energy.max() - FLOOR_DB)[ends:len(states) - ends], states[ends:len(states) - ends]
+    sounds, diastole = energy[(inner == 0) | (inner == 2)], energy[inner == 3]
     contrast = float(np.median(sounds) - np.median(diastole)) if len(sounds) and len(diastole) else 0.0
-    return Beats(rate(s1), periodicity, round(float(best) / len(states), 3), round(contrast, 2),
+    return Beats(rate(s1), periodicity, round(float(best) / (len(states) - 2 * ends), 3), round(contrast, 2),
                  [round(float(t), 2) for t in s1], [round(float(t), 2) for t in s2], states.astype(np.int8),
                  probs.astype(np.float32))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from heartbeat.evaluate import RECIPES, cross_device_markdown, markdown  # noqa: E402
+from heartbeat.preprocess import EDGE_S  # noqa: E402
 
 # The classifier issue's targets: (name, wanted, how to read it off the shipped recipe's results).
 TARGETS = [
@@ -39,9 +40,18 @@ def heat_map(features: dict) -> str:
 
 
 def cycle_rows(features: dict) -> str:
-    return ("; beneath them four rows with the share of each frame that the segmenter put in S1, systole, S2 and "
-            "diastole, which the network repeats over the heat map as channels, so it hears each sound with its "
-            "place in the heart cycle" if features.get("cycle_states") else "")
+    if not features.get("cycle_states"):
+        return ""
+    source = ("the segmenter's frame classifier gave S1, systole, S2 and diastole in each frame"
+              if features.get("cycle_source") == "posterior" else
+              "of each frame that the segmenter's cycle path put in S1, systole, S2 and diastole")
+    return (f"; beneath them four rows with the probability {source}, which the network repeats over the heat "
+            "map as channels, so it hears each sound with its place in the heart cycle")
+
+
+def standardised(features: dict) -> str:
+    least = features.get("norm_floor_db") or 0
+    return f"per-recording standardised rows{f' (spread taken as at least {least:g} dB)' if least else ''}"
 
 
 def main() -> int:
@@ -65,9 +75,9 @@ def main() -> int:
         "## What it is",
         f"- A {info['parameters']:,}-parameter CNN on {heat_map(features)} x {features['window_s']:.0f} s heat "
         f"maps (DC offset removed at decoding, band-pass {features['band_hz'][0]:.0f}-{features['band_hz'][1]:.0f} Hz, "
-        f"{features['sample_rate']} Hz, log-mel floored {features.get('floor_db') or 'not'} dB below each "
-        "recording's peak so that near-empty bands carry no trace of the file's rate or noise floor, per-recording "
-        f"standardised rows){cycle_rows(features)}, windows every {features['hop_s']} s; a recording's score is the mean window "
+        f"first and last {EDGE_S:g} s faded, {features['sample_rate']} Hz, log-mel floored {features.get('floor_db') or 'not'} "
+        "dB below each recording's peak so that near-empty bands carry no trace of the file's rate or noise floor, "
+        f"{standardised(features)}){cycle_rows(features)}, windows every {features['hop_s']} s; a recording's score is the mean window "
         f"logit, Platt-calibrated; called abnormal at p >= {bundle['threshold']:.3f} (the cut that maximised "
         "database-balanced MAcc on held-out validation recordings).",
         "- In front of it, a quality gate that asks two questions, on the recording at 2 kHz whatever the file's "
