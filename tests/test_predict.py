@@ -167,3 +167,11 @@ def test_network_is_safe_and_frugal_across_threads(model):
     for a, b in zip(serial, threaded):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert 1 <= fresh._idle.qsize() <= 8
+
+
+def test_bundled_model_is_the_shipped_recipe(model):
+    """`make model` trains evaluate.SHIPPED_RECIPE; the bundle in models/ must be that recipe's, with its
+    feature settings, so the model card's scores are the shipped model's."""
+    from heartbeat.evaluate import RECIPES, SHIPPED_RECIPE
+    assert model.bundle.info["recipe"] == SHIPPED_RECIPE
+    assert model.features == RECIPES[SHIPPED_RECIPE][0]

@@ -7,19 +7,19 @@ import pytest
 
 from heartbeat import augment, train as T
 from heartbeat.datasets import select
+from heartbeat.evaluate import RECIPES, SHIPPED_RECIPE
 from heartbeat.features import FeatureConfig
 from heartbeat.model import load_model, save_bundle
 
 pytestmark = pytest.mark.slow
 
 
-# MFCC, the notebooks' network, and log-mel with the cycle rows from the frame classifier (the shipped form)
+# MFCC, the notebooks' network, and the shipped recipe's features (log-mel with the cycle rows)
 CONFIGS = {"mfcc": FeatureConfig(), "baseline": FeatureConfig(recording_norm=False),
-           "logmel-cycle": FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True,
-                                         cycle_source="posterior")}
+           "shipped": RECIPES[SHIPPED_RECIPE][0]}
 
 
-@pytest.mark.parametrize("variant,features", [("cnn", "mfcc"), ("baseline", "baseline"), ("cnn", "logmel-cycle")])
+@pytest.mark.parametrize("variant,features", [("cnn", "mfcc"), ("baseline", "baseline"), ("cnn", "shipped")])
 def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, features):
     monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
     small = select(table, ["training-a", "training-b", "set_b"], ["normal", "abnormal"], min_seconds=5)
