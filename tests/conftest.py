@@ -37,10 +37,11 @@ def table(data_root):
 
 @pytest.fixture(scope="session")
 def model():
-    """The bundled model (models/heartbeat), as the app and the CLI load it."""
+    """The bundled model (models/heartbeat), as the app and the CLI load it; $HEARTBEAT_MODEL: another
+    bundle folder, to hold a candidate to the same tests before it replaces the bundled one."""
     from heartbeat.model import load_model
     try:
-        return load_model()
+        return load_model(os.environ.get("HEARTBEAT_MODEL"))
     except FileNotFoundError as e:
         need(False, f"the bundled model ({e})")
 
