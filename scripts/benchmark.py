@@ -51,25 +51,28 @@ def main(argv=None) -> int:
     import soxr
     wav44k = tmp / "rec_44k.wav"
     sf.write(wav44k, soxr.resample(audio, sr, 44100), 44100)   # what a phone or browser hands us
-    cfg = FeatureConfig()
+    try:
+        model = load_model()
+    except FileNotFoundError:
+        model = None
+    # The bundled model's own features (log-mel and cycle rows need its segmenter); the defaults without it.
+    cfg, segmenter = (model.features, model.segmenter) if model else (FeatureConfig(), None)
 
     print(f"30 s recording, median of {args.repeats} runs (ms)")
     rows = []
     for name, path in (("2 kHz wav (PhysioNet)", wav2k), ("44.1 kHz wav (phone/browser)", wav44k)):
-        ours = median_ms(lambda: extract(load_audio(path, cfg.sample_rate), cfg), args.repeats)
+        ours = median_ms(lambda: extract(load_audio(path, cfg.sample_rate), cfg, segmenter), args.repeats)
         notebook = median_ms(lambda: librosa.feature.mfcc(y=librosa.load(path)[0], sr=22050, n_mfcc=40),
                              args.repeats)
         rows.append((name, ours, notebook))
         print(f"  {name}: decode+resample+features ours {ours:.1f} ms | notebook (librosa.load at 22,050 Hz "
               f"+ MFCC) {notebook:.1f} ms | notebook/ours = {notebook / ours:.1f}x")
 
-    try:
-        model = load_model()
-    except FileNotFoundError:
+    if model is None:
         print("  (no bundled model: skipping the end-to-end figures)")
         return 0
     wide = read(wav44k, model)
-    windows, _ = extract(load_audio(wav44k, cfg.sample_rate), cfg)
+    windows, _ = extract(load_audio(wav44k, cfg.sample_rate), cfg, segmenter)
     infer = median_ms(lambda: model.window_logits(windows), args.repeats)
     e2e = median_ms(lambda: classify(read(wav44k, model), model), args.repeats)
     classify_only = median_ms(lambda: classify(wide, model), args.repeats)
