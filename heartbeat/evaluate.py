@@ -142,6 +142,7 @@ RECIPES = {
 
 # The same recipe after the segmenter was refitted on floored frame energies (beats.FLOOR_DB): its cycle
 # rows no longer move with the file's rate (features differ through segmenter.json, part of the cache key).
+# Run today, "logmel-cycle-soft" would compute these same features: its stored row is the old segmenter's.
 RECIPES["logmel-cycle-soft2"] = RECIPES["logmel-cycle-soft"]
 SHIPPED_RECIPE = "logmel-cycle-soft2"      # what `make model` trains: the ablation's choice for unseen devices
 
