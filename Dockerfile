@@ -11,7 +11,7 @@ RUN pip install --no-cache-dir ".[app]"
 COPY app.py ./
 COPY models ./models
 # Compile the segmenter's Viterbi into numba's cache now, so that no start-up pays for it.
-RUN python -c "import app; app.warm_up(app.load_model())"
+RUN python -c "from heartbeat.serve.page import warm_up; from heartbeat import load_model; warm_up(load_model())"
 
 RUN useradd --create-home clinic
 USER clinic

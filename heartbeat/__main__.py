@@ -22,34 +22,18 @@ def cmd_predict(args) -> int:
               f"{counts['errors']} could not be judged, {counts['skipped']} already in {args.out}")
         return 0
     from .predict import predict_files
+    from .words import one_line
     files = find_audio(args.files)
     failures = 0
     for result in predict_files(files, model_path=args.model):
         failures += "error" in result
-        print(json.dumps(result) if args.json else _human(result), flush=True)
+        print(json.dumps(result) if args.json else one_line(result), flush=True)
     return 1 if failures and failures == len(files) else 0
-
-
-def _human(r: dict) -> str:
-    if "error" in r:
-        return f"{r['path']}: could not judge: {r['error']}"
-    if r["label"] == "no_heartbeat":
-        text = f"{r['path']}: no heartbeat (confidence {r['confidence']:.0%})"
-    else:   # the decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads
-        text = (f"{r['path']}: {'abnormal: refer' if r['label'] == 'abnormal' else 'normal'} "
-                f"(chance abnormal {r['p_abnormal']:.0%}, referral cut {r['threshold']:.0%})")
-    if r.get("heart_rate_bpm"):
-        text += f", heart rate {r['heart_rate_bpm']:.0f} bpm"
-    if r["label"] == "no_heartbeat":
-        text += f": {r['quality_reason']}"
-    elif r.get("caution"):
-        text += f" [{r['caution']}]"
-    return text
 
 
 def cmd_train(args) -> int:
     from .datasets import load_table, select
-    from .evaluate import RECIPES, SHIPPED_RECIPE
+    from .recipes import RECIPES, SHIPPED_RECIPE
     from .model import save_bundle
     from .train import TrainSettings, train_model
     table = select(load_table(args.data), args.databases, ["normal", "abnormal"])
@@ -96,9 +80,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import app
-    return app.main(args.rest)
+    from .serve import main as serve
+    return serve(args.rest)
 
 
 def main(argv=None) -> int:
@@ -121,8 +104,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="models/heartbeat")
     p.add_argument("--data", help="data root (default: $HEARTBEAT_DATA or ../shared/data)")
     p.add_argument("--databases", nargs="+", default=None, help="sub-databases to train on (default: all)")
-    p.add_argument("--recipe", help="a recipe of the ablation (heartbeat.evaluate.RECIPES; default: the bundled "
-                   "model's, heartbeat.evaluate.SHIPPED_RECIPE)")
+    p.add_argument("--recipe", help="a recipe of the ablation (heartbeat.recipes.RECIPES; default: the bundled "
+                   "model's, heartbeat.recipes.SHIPPED_RECIPE)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--windows-per-epoch", type=int)
     p.add_argument("--augment-copies", type=int)

@@ -96,22 +96,9 @@ def _init(model_path):
     _model = load_model(model_path)
 
 
-def judge_file(path: str, model, source=None) -> dict:
-    """One file's row, never an exception (one bad file must not stop thousands): the Result's fields, or
-    `error` and `error_code`. `path` is the row's name for the file; `source` (bytes, or another path to
-    the same file) is what is read, when given."""
-    from .audio import AudioError
-    from .predict import classify, read
-    try:
-        return {"path": path} | classify(read(source if source is not None else path, model), model).to_dict()
-    except AudioError as e:
-        return {"path": path, "error": e.message, "error_code": e.code}
-    except Exception as e:  # record it and go on
-        return {"path": path, "error": f"unexpected {type(e).__name__}", "error_code": "internal"}
-
-
 def _one(path: str) -> dict:
-    return judge_file(path, _model)
+    from .predict import judge
+    return judge(path, _model).row()
 
 
 def run(inputs: Iterable[str], out: Path, model_path=None, workers: int | None = None, cluster: str | None = None,

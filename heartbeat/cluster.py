@@ -37,8 +37,8 @@ class LoadModel(WorkerPlugin):
 def _judge(path: str, data: bytes | None = None, location: str | None = None) -> dict:
     """On a worker: one file's row, as the local pool makes it (`path` as the user gave it; read from
     `data`, or from `location`, its absolute form, since a worker's working directory is its own)."""
-    from .batch import judge_file
-    return judge_file(path, get_worker().plugins[PLUGIN].model, data if data is not None else location)
+    from .predict import judge
+    return judge(data if data is not None else location, get_worker().plugins[PLUGIN].model, path=path).row()
 
 
 def _read_bytes(path: str) -> bytes | None:

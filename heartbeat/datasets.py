@@ -22,6 +22,13 @@ PHYSIONET_DBS = tuple(f"training-{c}" for c in "abcdef")
 PASCAL_DBS = ("set_a", "set_b")
 CIRCOR_DBS = ("circor2022",)
 ALL_DBS = PHYSIONET_DBS + PASCAL_DBS + CIRCOR_DBS
+# Where "abnormal" is mostly a disease that makes no sound: training-b's and training-e's abnormal recordings
+# are largely coronary artery disease (field-facts), often with a normal-sounding heart, and training-e's were
+# recorded on another device than its normals. A sound-based screen is judged apart on these.
+NOT_AUDIBLE_DBS = ("training-b", "training-e")
+# Where "abnormal" is something a clinician can hear: valve disease (training-a, c, d, f), a murmur or an
+# extra sound (PASCAL), a murmur (CirCor). The screening targets are set on these.
+AUDIBLE_DBS = tuple(db for db in ALL_DBS if db not in NOT_AUDIBLE_DBS)
 # The four heart-cycle states of CirCor's segmentation files (0 = not annotated: noise or uncertain).
 CIRCOR_STATES = {1: "S1", 2: "systole", 3: "S2", 4: "diastole"}
 COLUMNS = ["path", "label", "database", "group", "duration_s", "sample_rate", "original_label"]

@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 
-from .beats import FRAME_RATE, STATES, Beats, Segmenter, find_beats
-from .preprocess import bandpass, fade_edges, normalize, window_starts
+from .audio import SAMPLE_RATE
+from .beats import FRAME_RATE, STATES, Beats
+from .preprocess import window_starts
 
 
 @dataclass(frozen=True)
 class FeatureConfig:
-    sample_rate: int = 2000
+    sample_rate: int = SAMPLE_RATE
     band_hz: tuple[float, float] = (25.0, 400.0)
     filter_order: int = 4
     kind: str = "mfcc"               # "mfcc" or "logmel"
@@ -108,12 +109,6 @@ class FeatureConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Band-pass, fade the ends, then unit-RMS: the signal every feature and the beat detector start from."""
-    x = bandpass(audio, cfg.sample_rate, *cfg.band_hz, order=cfg.filter_order)
-    return normalize(fade_edges(x, cfg.sample_rate))
-
-
 def _hz_to_mel(hz):
     """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
     hz = np.asarray(hz, np.float64)
@@ -188,10 +183,6 @@ def windows(fmap: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarra
     return batch[..., None], starts / cfg.frame_rate
 
 
-def extract(audio: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None = None
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Audio at cfg.sample_rate -> (windows, start times): the whole feature pipeline in one call.
-    With cfg.cycle_states the segmenter finds the states, as quality.analyse does before classify."""
-    cleaned = clean(audio, cfg)
-    beats = find_beats(cleaned, cfg.sample_rate, segmenter) if cfg.cycle_states else None
-    return windows(feature_map(cleaned, cfg, beats), cfg)
+def model_input(prepared, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A frontend.Prepared recording -> (windows, their start times): what the network is fed."""
+    return windows(feature_map(prepared.cleaned, cfg, prepared.beats), cfg)

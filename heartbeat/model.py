@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,12 @@ from .features import FeatureConfig
 from .beats import Segmenter
 from .quality import QualityGate
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "heartbeat"
+# The bundled model is package data (heartbeat/bundled; models/heartbeat in the checkout points there), so
+# an installed wheel finds it wherever site-packages is.
+DEFAULT_MODEL_DIR = Path(str(resources.files("heartbeat") / "bundled"))
 
 
-def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int = 0):
+def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int = 0, freq_mixstyle: float = 0.0):
     """Keras CNN on one heat-map window. Output: one logit, positive = abnormal.
 
     "baseline": the original notebooks' network (4 blocks of 2x2 conv + 2x2 max-pool + dropout 0.2,
@@ -31,6 +34,7 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
     in range), dropout growing with depth, global average pooling over time *and* frequency.
     `state_rows`: the input's last rows are the cycle states (FeatureConfig.cycle_states); each becomes a
     channel repeated over every coefficient, so the first convolution sees sound and cycle phase together.
+    `freq_mixstyle`: the probability of Freq-MixStyle on the heat map while training (identity at inference).
     """
     import keras
     from keras import layers
@@ -41,7 +45,11 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
         n = input_shape[0] - state_rows
         heat = layers.Cropping2D(((0, state_rows), (0, 0)))(inputs)
         states = layers.Permute((3, 2, 1))(layers.Cropping2D(((n, 0), (0, 0)))(inputs))  # (1, frames, states)
+        if freq_mixstyle:
+            heat = FreqMixStyle(freq_mixstyle, seed=seed)(heat)
         x = layers.Concatenate()([heat, layers.UpSampling2D((n, 1))(states)])
+    elif freq_mixstyle:
+        x = FreqMixStyle(freq_mixstyle, seed=seed)(x)
     if variant == "baseline":
         for filters in (16, 32, 64, 128):
             x = layers.Conv2D(filters, 2, padding="same", activation="relu")(x)
@@ -64,6 +72,42 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
     x = layers.Dropout(0.3)(x)
     logit = layers.Dense(1)(x)
     return keras.Model(inputs, logit, name="cnn")
+
+
+def _freq_mixstyle_class():
+    import keras
+    from keras import ops
+
+    class FreqMixStyle(keras.layers.Layer):
+        """Freq-MixStyle (Kim et al. 2022; Schmid et al., DCASE 2022): while training, with probability `p`
+        per batch, each window's per-band mean and spread (over time) are replaced by a Beta(alpha, alpha)
+        mix of its own and another window's, so a device's colouring becomes noise the network must ignore.
+        Balanced sampling draws windows of every database, so the partner is mostly another device's."""
+
+        def __init__(self, p: float = 0.7, alpha: float = 0.3, seed: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.p, self.alpha = float(p), float(alpha)
+            self.seeds = keras.random.SeedGenerator(seed)
+
+        def call(self, x, training=None):
+            if not training:
+                return x
+            mean = ops.mean(x, axis=(2, 3), keepdims=True)             # (batch, bands, 1, 1)
+            std = ops.sqrt(ops.var(x, axis=(2, 3), keepdims=True) + 1e-6)
+            n = ops.shape(x)[0]
+            lam = keras.random.beta((n, 1, 1, 1), self.alpha, self.alpha, seed=self.seeds)
+            partner = keras.random.shuffle(ops.arange(n), seed=self.seeds)
+            mixed_mean = lam * mean + (1 - lam) * ops.take(mean, partner, axis=0)
+            mixed_std = lam * std + (1 - lam) * ops.take(std, partner, axis=0)
+            mixed = (x - mean) / std * mixed_std + mixed_mean
+            on = keras.random.uniform((), seed=self.seeds) < self.p
+            return ops.where(on, mixed, x)
+
+    return FreqMixStyle
+
+
+def FreqMixStyle(p: float, seed: int = 0):
+    return _freq_mixstyle_class()(p, seed=seed)
 
 
 @dataclass
@@ -158,7 +202,7 @@ class HeartModel:
 
 
 def load_model(path: str | Path | None = None) -> HeartModel:
-    """The one door to weights: a bundle folder (default: the model shipped in models/heartbeat)."""
+    """The one door to weights: a bundle folder (default: the model shipped with the package)."""
     folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
     missing = [f for f in PARTS if not (folder / f).exists()]
     if missing:

@@ -1,17 +1,23 @@
-"""One recording in, one answer out: audio -> quality gate and beats -> windows -> model -> Result."""
+"""One recording in, one answer out: audio -> front end -> quality gate -> windows -> model -> Result.
+
+`judge` is the one function that judges one file, with one error rule, for the command line, the batch,
+the Dask workers and the app alike: a file that cannot be judged gives a message for a clinician and an
+error code, never an exception, and nothing about the patient is logged.
+"""
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
-import numpy as np
-
 from .audio import WIDEBAND_RATE, AudioError, load_audio
-from .features import feature_map, windows
+from .features import model_input
+from .frontend import Prepared, prepare
 from .model import HeartModel, load_model
-from .quality import NOISY_CAUTION, analyse
+from .quality import NOISY_CAUTION, measure
 
 LABELS = ("normal", "abnormal", "no_heartbeat")
+log = logging.getLogger("heartbeat")
 
 
 @dataclass
@@ -19,7 +25,7 @@ class Result:
     label: str                        # normal | abnormal | no_heartbeat
     confidence: float                 # calibrated probability that `label` is right (gate score for no_heartbeat)
     p_abnormal: float | None          # calibrated, None when no usable heart sound
-    threshold: float                  # p_abnormal at or above this is called abnormal (chosen for MAcc)
+    threshold: float                  # p_abnormal at or above this is called abnormal (the referral cut)
     heart_rate_bpm: float | None
     quality: str                      # good | noisy (judged, with a caution) | unusable (no heartbeat)
     quality_score: float              # 0..1: how sure the gate is that a heart sound is present
@@ -29,46 +35,80 @@ class Result:
     windows: list[dict] = field(default_factory=list)   # start_s, end_s, p_abnormal per analysis window
     s1_times: list[float] = field(default_factory=list)
     s2_times: list[float] = field(default_factory=list)
+    cut_note: str | None = None       # what the referral cut was chosen for, and what it costs
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def classify(wideband: np.ndarray, model: HeartModel) -> Result:
-    """Judge a recording at WIDEBAND_RATE (what `read` returns)."""
+def decide(prepared: Prepared, model: HeartModel) -> Result:
+    """The gate's verdict, then (for a usable heart sound) the network's, on a prepared recording."""
     cfg = model.features
-    measurements, beats, cleaned, audio = analyse(wideband, cfg, model.segmenter)
-    quality = model.quality.judge(measurements)
-    duration = len(audio) / cfg.sample_rate
+    quality = model.quality.judge(measure(prepared))
     common = dict(threshold=model.bundle.threshold, quality=quality.level, quality_score=round(quality.score, 3),
                   quality_reason=quality.reason, caution=NOISY_CAUTION if quality.level == "noisy" else None,
-                  duration_s=round(duration, 2))
+                  duration_s=round(prepared.duration_s, 2), cut_note=model.bundle.info.get("cut_note"))
     if not quality.usable:
-        result = Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
-    else:
-        batch, starts = windows(feature_map(cleaned, cfg, beats), cfg)
-        logits = model.window_logits(batch)
-        p = model.p_abnormal(logits)
-        label = "abnormal" if p >= model.bundle.threshold else "normal"
-        per_window = model.bundle.calibration(logits)
-        result = Result(label, round(p if label == "abnormal" else 1 - p, 3), round(p, 3),
-                        heart_rate_bpm=beats.heart_rate_bpm, **common,
-                        windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
-                                  "p_abnormal": round(float(q), 3)} for s, q in zip(starts, per_window)],
-                        s1_times=beats.s1_times, s2_times=beats.s2_times)
-    return result
+        return Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
+    batch, starts = model_input(prepared, cfg)
+    logits = model.window_logits(batch)
+    p = model.p_abnormal(logits)
+    label = "abnormal" if p >= model.bundle.threshold else "normal"
+    per_window = model.bundle.calibration(logits)
+    beats = prepared.beats
+    return Result(label, round(p if label == "abnormal" else 1 - p, 3), round(p, 3),
+                  heart_rate_bpm=beats.heart_rate_bpm, **common,
+                  windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
+                            "p_abnormal": round(float(q), 3)} for s, q in zip(starts, per_window)],
+                  s1_times=beats.s1_times, s2_times=beats.s2_times)
 
 
-def read(source, model: HeartModel, **limits) -> np.ndarray:
+def classify(wideband, model: HeartModel) -> Result:
+    """Judge a recording at WIDEBAND_RATE (what `read` returns)."""
+    return decide(prepare(wideband, model.features, model.segmenter), model)
+
+
+def read(source, model: HeartModel, **limits):
     """Decode a file or bytes for `classify`: at WIDEBAND_RATE, at least one analysis window long."""
     return load_audio(source, WIDEBAND_RATE, min_seconds=model.features.window_s, **limits)
 
 
+INTERNAL_ERROR = "Something went wrong while judging this recording. Please try again or record anew."
+
+
+@dataclass
+class Judged:
+    """One file's outcome: a Result and what the front end made of the recording (for the page's
+    pictures), or a clinician's message and an error code."""
+    path: str | None
+    result: Result | None = None
+    prepared: Prepared | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+    def row(self) -> dict:
+        """The row the command line, the batch and the API give: the Result's fields, or the error."""
+        if self.result is None:
+            return {"path": self.path, "error": self.error, "error_code": self.error_code}
+        return {"path": self.path} | self.result.to_dict()
+
+
+def judge(source, model: HeartModel, path: str | None = None, **limits) -> Judged:
+    """Judge one file (a path or its bytes); `path` names it in the row (default: `source` itself).
+    The one error rule: a recording that cannot be judged is an answer, not an exception."""
+    path = path if path is not None else (str(source) if not isinstance(source, (bytes, bytearray)) else None)
+    try:
+        prepared = prepare(read(source, model, **limits), model.features, model.segmenter)
+        return Judged(path, decide(prepared, model), prepared)
+    except AudioError as e:
+        return Judged(path, error=e.message, error_code=e.code)
+    except Exception as e:   # logged by type only: no patient data in the log
+        log.error("unexpected %s while judging a recording", type(e).__name__)
+        return Judged(path, error=INTERNAL_ERROR, error_code="internal")
+
+
 def predict_files(paths: Iterable[str], model: HeartModel | None = None, model_path=None) -> Iterator[dict]:
-    """One dict per file: the Result's fields plus `path`, or `path` and `error` when it cannot be judged."""
+    """One row per file, in order (see Judged.row); one bad file never stops the others."""
     model = model or load_model(model_path)
     for path in paths:
-        try:
-            yield {"path": str(path)} | classify(read(path, model), model).to_dict()
-        except AudioError as e:
-            yield {"path": str(path), "error": e.message, "error_code": e.code}
+        yield judge(path, model).row()

@@ -24,9 +24,7 @@ import numpy as np
 import scipy.fft
 from scipy import ndimage, signal
 
-from .audio import WIDEBAND_RATE, resample
-from .beats import Beats, Segmenter, find_beats
-from .features import FeatureConfig, clean
+from .frontend import Prepared
 
 SILENT_DBFS = -70.0        # heart-band (25-400 Hz) level below which nothing audible was recorded
 CLIPPED_FRACTION = 0.05    # more than 5% of samples at full scale: the input was overdriven
@@ -104,9 +102,10 @@ def voicing(audio: np.ndarray, sample_rate: int) -> float:
     return float(np.median(ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12)))
 
 
-def measure(audio: np.ndarray, cleaned: np.ndarray, sample_rate: int, beats: Beats) -> dict:
-    """The gate's measurements of a recording at the model rate (`audio`), its band-passed, unit-RMS
-    version (`cleaned`) and its beat analysis."""
+def measure(prepared: Prepared) -> dict:
+    """The gate's measurements of a recording the front end prepared: its audio at the model rate, its
+    band-passed, unit-RMS version and its beat analysis."""
+    audio, cleaned, sample_rate, beats = prepared.audio, prepared.cleaned, prepared.sample_rate, prepared.beats
     centred = audio - audio.mean()
     freqs, psd = _psd(centred, sample_rate, 512)
     band = (freqs >= SPECTRUM_HZ[0]) & (freqs <= SPECTRUM_HZ[1])
@@ -129,16 +128,6 @@ def measure(audio: np.ndarray, cleaned: np.ndarray, sample_rate: int, beats: Bea
             "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
             "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness)),
             "voicing": voicing(centred, sample_rate)}
-
-
-def analyse(wideband: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None
-            ) -> tuple[dict, Beats, np.ndarray, np.ndarray]:
-    """A recording at WIDEBAND_RATE -> (measurements, beats, cleaned signal, audio at cfg.sample_rate).
-    The one place the gate's inputs are made: classify() and the gate's fitting both call it."""
-    audio = resample(wideband, WIDEBAND_RATE, cfg.sample_rate)
-    cleaned = clean(audio, cfg)
-    beats = find_beats(cleaned, cfg.sample_rate, segmenter)
-    return measure(audio, cleaned, cfg.sample_rate, beats), beats, cleaned, audio
 
 
 @dataclass

@@ -9,30 +9,15 @@ import io
 import textwrap
 from datetime import datetime
 
-DISCLAIMER = ("Screening aid, not a diagnosis. It cannot see the patient. If the answer is abnormal, if it does "
-              "not match what you see, or if you are in doubt: refer.")
-HEADLINES = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat": "No heartbeat heard"}
+from .words import DISCLAIMER, details, headline
 
 
 def lines_for(result: dict, reference: str, when: datetime) -> list[str]:
     """The sheet's text, one entry per line (also what the tests read back from the PDF)."""
-    label = result["label"]
-    lines = [f"Date and time: {when:%Y-%m-%d %H:%M}",
-             f"Patient reference: {reference.strip() or '(none given)'}",
-             "",
-             f"Answer: {HEADLINES[label]} (confidence {result['confidence']:.0%})"]
-    if label == "no_heartbeat":
-        lines.append(f"Why: {result['quality_reason']}. Record again: 15-30 s, firmly on the chest, quiet room.")
-    else:
-        side = "at or above" if label == "abnormal" else "below"
-        lines += [f"Chance the heart sound is abnormal: {result['p_abnormal']:.0%}, {side} the referral cut of "
-                  f"{result['threshold']:.0%}",
-                  "Heart rate: " + (f"{result['heart_rate_bpm']:.0f} bpm" if result["heart_rate_bpm"]
-                                    else "not steady enough to count"),
-                  f"Recording quality: {result['quality']}, {result['duration_s']:.0f} s analysed"]
-        if result.get("caution"):
-            lines.append(f"Caution: {result['caution']}.")
-    return lines
+    return [f"Date and time: {when:%Y-%m-%d %H:%M}",
+            f"Patient reference: {reference.strip() or '(none given)'}",
+            "",
+            f"Answer: {headline(result)} (confidence {result['confidence']:.0%})"] + details(result)
 
 
 def referral_pdf(result: dict, picture_png: bytes | None, reference: str = "", when: datetime | None = None) -> bytes:

@@ -6,28 +6,18 @@ The PhysioNet-challenge contract in three functions: `train_model` (table -> Tra
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
-import zlib
 from dataclasses import dataclass, field
-from functools import lru_cache
-import multiprocessing
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .audio import WIDEBAND_RATE, load_audio, resample
-from . import augment
-from .features import FeatureConfig, extract
-from .beats import Segmenter
-from .model import DEFAULT_MODEL_DIR, Bundle, Calibration, build_cnn
+from .cache import featurize
+from .datasets import NOT_AUDIBLE_DBS
+from .features import FeatureConfig
+from .model import Bundle, Calibration, build_cnn
 
-CACHE_DIR = Path(os.environ.get("HEARTBEAT_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
-FEATURE_VERSION = 4  # bump when decoding, clean() or augment() changes, so cached features are recomputed
 
 
 @dataclass
@@ -43,6 +33,10 @@ class TrainSettings:
     balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
     pretrain_epochs: int = 0          # contrastive pretraining of the convolutional trunk first (pretrain_contrastive)
     val_fraction: float = 0.15        # recordings held out for early stopping, threshold and calibration
+    # "diagnosis": every database's own label; "audible": the abnormal recordings of NOT_AUDIBLE_DBS (mostly
+    # coronary disease with no sound to hear) leave training and validation, their normals stay.
+    target: str = "diagnosis"
+    freq_mixstyle: float = 0.0        # probability that a training batch has its per-band statistics mixed
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -54,64 +48,6 @@ class Trained:
     keras_model: object
     bundle: Bundle
     history: list = field(default_factory=list)   # per epoch: loss, val AUROC, val MAcc
-
-
-# ---------------------------------------------------------------- features, cached ----
-
-AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30)),
-                 "phone": augment.phone}
-
-
-def _featurize_one(job) -> np.ndarray:
-    path, cfg, copy, seed, out, kind = job
-    # Decoded exactly as predict.read() + classify() do: wideband first, then the model's rate.
-    audio = resample(load_audio(path, WIDEBAND_RATE, min_seconds=0), WIDEBAND_RATE, cfg.sample_rate)
-    if copy > 0:
-        rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
-        audio = AUGMENTATIONS[kind](audio, cfg.sample_rate, rng)
-    windows = extract(audio, cfg, _segmenter() if cfg.cycle_states else None)[0].astype(np.float16)
-    np.save(out, windows)
-    return windows
-
-
-@lru_cache(maxsize=1)
-def _segmenter() -> Segmenter:
-    """The segmenter the bundle will ship (models/heartbeat/segmenter.json), so that training's cycle
-    states are the ones inference will see."""
-    return Segmenter.load(DEFAULT_MODEL_DIR / "segmenter.json")
-
-
-def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2,
-              augmentation: str = "classic") -> tuple[np.ndarray, np.ndarray]:
-    """Windows of every recording (copy 0 clean, 1.. augmented) and each window's recording index.
-
-    Cached one file per recording under .cache/features/, keyed by everything that changes the result,
-    so any subset of recordings (a fold, an external set) reuses what was computed before.
-    """
-    paths = [str(p) for p in paths]
-    defaults = {"cycle_states": False, "cycle_source": "viterbi", "norm_floor_db": 0.0}     # settings added later: older caches stay valid
-    settings = {k: v for k, v in cfg.to_dict().items() if k not in defaults or v != defaults[k]}
-    key = [settings, copy, seed if copy else 0, FEATURE_VERSION]
-    key = key + [augmentation] if copy and augmentation != "classic" else key
-    if cfg.cycle_states:
-        key.append(hashlib.sha1((DEFAULT_MODEL_DIR / "segmenter.json").read_bytes()).hexdigest())
-    key = json.dumps(key)
-    folder = CACHE_DIR / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
-    todo = [(p, cfg, copy, seed, f, augmentation) for p, f in zip(paths, files) if not f.exists()]
-    if todo:
-        desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
-        # Fresh worker processes, not forks: a fork of a process that has run TensorFlow can abort when
-        # the child collects TensorFlow's objects (seen as soon as a worker loaded numba after training).
-        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
-                          leave=False, disable=None):
-                pass
-    parts = [np.load(f) for f in files]
-    X = np.concatenate(parts) if parts else np.zeros((0, *cfg.input_shape), np.float16)
-    rec = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-    return X, rec
 
 
 # ---------------------------------------------------------------- scoring helpers ----
@@ -174,7 +110,7 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
     if settings.variant == "baseline":   # the original: windows drawn uniformly, class weights on the loss
         frac = float(np.mean(y))
         class_weight = {0: 0.5 / (1 - frac), 1: 0.5 / frac}
-    model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows)
+    model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows, settings.freq_mixstyle)
     history = []
     if settings.pretrain_epochs and views is not None:
         history = pretrain_contrastive(model, X, views, np.asarray(weight)[views[:, 0]], settings)
@@ -276,6 +212,10 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
     """Train on the labelled (normal/abnormal) rows of `table` at least one window long; hold out a
     group-wise validation part for early stopping, calibration and the decision threshold."""
     table = table[table["label"].isin(["normal", "abnormal"]) & (table["duration_s"] >= cfg.window_s)]
+    if settings.target == "audible":
+        table = table[~(table["database"].isin(NOT_AUDIBLE_DBS) & (table["label"] == "abnormal"))]
+    elif settings.target != "diagnosis":
+        raise ValueError(f"unknown target {settings.target!r}")
     table = table.reset_index(drop=True)
     t0 = time.time()
     tr, va = _val_split(table, settings.val_fraction, settings.seed)

@@ -36,8 +36,9 @@ def main(argv=None) -> int:
 
     import librosa
     from heartbeat.datasets import load_table, select
-    from heartbeat.features import FeatureConfig, extract
-    from heartbeat.audio import load_audio
+    from heartbeat.features import FeatureConfig, model_input
+    from heartbeat.frontend import prepare
+    from heartbeat.audio import WIDEBAND_RATE, load_audio
     from heartbeat.model import DEFAULT_MODEL_DIR, load_model
     from heartbeat.predict import classify, read
 
@@ -61,7 +62,7 @@ def main(argv=None) -> int:
     print(f"30 s recording, median of {args.repeats} runs (ms)")
     rows = []
     for name, path in (("2 kHz wav (PhysioNet)", wav2k), ("44.1 kHz wav (phone/browser)", wav44k)):
-        ours = median_ms(lambda: extract(load_audio(path, cfg.sample_rate), cfg, segmenter), args.repeats)
+        ours = median_ms(lambda: model_input(prepare(load_audio(path, WIDEBAND_RATE), cfg, segmenter), cfg), args.repeats)
         notebook = median_ms(lambda: librosa.feature.mfcc(y=librosa.load(path)[0], sr=22050, n_mfcc=40),
                              args.repeats)
         rows.append((name, ours, notebook))
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
         print("  (no bundled model: skipping the end-to-end figures)")
         return 0
     wide = read(wav44k, model)
-    windows, _ = extract(load_audio(wav44k, cfg.sample_rate), cfg, segmenter)
+    windows, _ = model_input(prepare(wide, cfg, segmenter), cfg)
     infer = median_ms(lambda: model.window_logits(windows), args.repeats)
     e2e = median_ms(lambda: classify(read(wav44k, model), model), args.repeats)
     classify_only = median_ms(lambda: classify(wide, model), args.repeats)

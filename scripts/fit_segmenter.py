@@ -24,7 +24,8 @@ from tqdm import tqdm
 from heartbeat.audio import load_audio
 from heartbeat.beats import FRAME_RATE, STATES, Segmenter, find_beats, frame_features, rate, with_context
 from heartbeat.datasets import circor_segments, data_root, load_table, select
-from heartbeat.features import FeatureConfig, clean
+from heartbeat.features import FeatureConfig
+from heartbeat.frontend import clean
 from heartbeat.model import DEFAULT_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]

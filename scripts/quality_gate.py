@@ -36,7 +36,8 @@ from heartbeat.beats import Segmenter  # noqa: E402
 from heartbeat.datasets import ALL_DBS, load_table, select  # noqa: E402
 from heartbeat.features import FeatureConfig  # noqa: E402
 from heartbeat.model import DEFAULT_MODEL_DIR  # noqa: E402
-from heartbeat.quality import QualityGate, analyse  # noqa: E402
+from heartbeat.frontend import clean, prepare  # noqa: E402
+from heartbeat.quality import QualityGate, measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = (2000, 4000, 8000, 16000, 44100)
@@ -67,7 +68,7 @@ def _measure(job) -> dict:
             x = augment.add_at_snr(x, np.resize(noise, len(x)), snr)
             x = np.clip(x / (np.abs(x).max() + 1e-12) * 10 ** (rng.uniform(-30, -3) / 20), -1, 1)
         wide = resample(np.asarray(x, np.float32), SAMPLE_RATE, WIDEBAND_RATE)
-    return analyse(np.clip(wide, -1, 1).astype(np.float32), cfg, _worker["seg"])[0]
+    return measure(prepare(np.clip(wide, -1, 1).astype(np.float32), cfg, _worker["seg"]))
 
 
 def _wide(x: np.ndarray, rate: int) -> np.ndarray:
@@ -195,7 +196,7 @@ def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: in
             if rate > SAMPLE_RATE:                                            # hiss as loud as the heart, or louder
                 x = augment.add_at_snr(x, augment.hiss_above(len(x), rate, rng), rng.uniform(-5, 10))
             x = np.clip(x, -1, 1)
-            q = gate.judge(analyse(resample(x.astype(np.float32), rate, WIDEBAND_RATE), cfg, seg)[0])
+            q = gate.judge(measure(prepare(resample(x.astype(np.float32), rate, WIDEBAND_RATE), cfg, seg)))
             answers.append((q.usable, q.level, q.score))
         same.append(len({a[0] for a in answers}) == 1)
         same_level.append(len({a[1] for a in answers}) == 1)
@@ -206,18 +207,17 @@ def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: in
 
 
 def timing(table: pd.DataFrame, gate: QualityGate, cfg, seg, repeats: int = 30) -> dict:
-    """Milliseconds the gate and beats add to one 30 s recording (median): analyse() minus the
-    resampling and band-pass that classify() needs for the features anyway."""
-    from heartbeat.features import clean
+    """Milliseconds the gate and beats add to one 30 s recording (median): the front end and the gate minus
+    the resampling and band-pass that classify() needs for the features anyway."""
     path = select(table, ["training-a"]).query("duration_s >= 30")["path"].iloc[0]
     wide = load_audio(path, WIDEBAND_RATE)[: 30 * WIDEBAND_RATE]
-    gate.judge(analyse(wide, cfg, seg)[0])
+    gate.judge(measure(prepare(wide, cfg, seg)))
     total, shared = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         clean(resample(wide, WIDEBAND_RATE, cfg.sample_rate), cfg)
         t1 = time.perf_counter()
-        gate.judge(analyse(wide, cfg, seg)[0])
+        gate.judge(measure(prepare(wide, cfg, seg)))
         t2 = time.perf_counter()
         shared.append((t1 - t0) * 1000)
         total.append((t2 - t1) * 1000)

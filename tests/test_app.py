@@ -368,16 +368,21 @@ def test_the_picture_is_the_heart_band_with_systole_marked(model, table):
     """The page's second picture: the 20-600 Hz band of the first 8 s, and one systole bar for each S1
     there that has its S2 (a murmur shows as energy in or between those bars)."""
     import shutil
-    import app
+    from heartbeat.frontend import prepare
+    from heartbeat.predict import decide, read
+    from heartbeat.serve import figures, page
+    from heartbeat.serve.custody import Custody
+    from heartbeat.serve.process import UPLOAD_DIR
     row = table[(table.database == "circor2022") & (table.label == "abnormal")].iloc[3]
-    upload = app.UPLOAD_DIR / "murmur.flac"
+    upload = UPLOAD_DIR / "murmur.flac"
     shutil.copy(row.path, upload)
-    out = app.answer(str(upload), model)
-    assert not upload.exists()                        # read, deleted, then judged
+    custody = Custody(UPLOAD_DIR)
+    out = page.answer(str(upload), model, custody)
+    assert not upload.exists() and custody.in_flight == 0     # read, deleted, then judged
     assert out[3].plot.startswith("data:image/png;base64,")     # rendered once, as it is drawn below
-    wide = app.read(row.path, model)
-    result = app.classify(wide, model)
-    strip, spectrum = app._spectrogram_figure(wide, result).axes
+    prepared = prepare(read(row.path, model), model.features, model.segmenter)
+    result = decide(prepared, model)
+    strip, spectrum = figures.spectrogram_figure(prepared, result).axes
     assert spectrum.get_ylim() == (20, 600) and spectrum.get_xlim()[1] <= 8.0
     systoles = [s1 for s1 in result.s1_times if s1 < 8 and any(s1 < s2 < s1 + 0.6 for s2 in result.s2_times)]
     assert len(systoles) >= 5 and len(strip.patches) == len(systoles)
@@ -414,27 +419,53 @@ def test_upload_sweeper_survives_a_failing_pass(monkeypatch):
     until a restart. A pass that raises must leave it sweeping: a stale upload made after the failure is
     still removed."""
     import threading
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import app
+    from heartbeat.serve import custody as C
+    from heartbeat.serve.process import UPLOAD_DIR
 
-    class Demo:
+    class Failing(C.Custody):
         calls = 0
 
-        @property
-        def _queue(self):
-            Demo.calls += 1
-            if Demo.calls == 1:
+        def idle(self):
+            Failing.calls += 1
+            if Failing.calls == 1:
                 raise FileNotFoundError("a folder vanished while it was listed")
-            return None
+            return super().idle()
 
-    monkeypatch.setattr(app, "STALE_S", 0.0)
-    threading.Thread(target=app._sweep_forever, args=(Demo(), 0.02), daemon=True).start()
+    monkeypatch.setattr(C, "STALE_S", 0.0)
+    threading.Thread(target=Failing(UPLOAD_DIR).sweep_forever, args=(0.02,), daemon=True).start()
     deadline = time.time() + 5
-    while Demo.calls < 2 and time.time() < deadline:
+    while Failing.calls < 2 and time.time() < deadline:
         time.sleep(0.01)
-    stale = app.UPLOAD_DIR / "abandoned" / "recording.wav"
+    stale = UPLOAD_DIR / "abandoned" / "recording.wav"
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_bytes(b"RIFF")
     while stale.exists() and time.time() < deadline:
         time.sleep(0.01)
-    assert Demo.calls >= 2 and not stale.exists()
+    assert Failing.calls >= 2 and not stale.exists()
+
+
+def test_custody_reads_only_its_own_folder_and_counts_what_is_in_flight(tmp_path):
+    """What upload custody relies on, pinned: Gradio hands the handler a path inside GRADIO_TEMP_DIR (our
+    folder: checked end to end by the round-trip tests, which fail if an upload lands elsewhere); a path
+    outside it is never read; every take is balanced by done; identical bytes taken twice are served from
+    memory, and dropped once nothing is in flight."""
+    from heartbeat.serve import custody as C
+    from heartbeat.serve.process import UPLOAD_DIR
+    assert os.environ["GRADIO_TEMP_DIR"] == str(UPLOAD_DIR)
+    keeper = C.Custody(UPLOAD_DIR)
+    outside = tmp_path / "elsewhere.wav"
+    outside.write_bytes(b"RIFF....")
+    assert keeper.take(str(outside)) is None and outside.exists()
+    keeper.done()
+    inside = UPLOAD_DIR / "hash123" / "same.wav"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.write_bytes(b"RIFF-bytes")
+    assert keeper.take(str(inside)) == b"RIFF-bytes" and not inside.exists() and not inside.parent.exists()
+    assert keeper.take(str(inside)) == b"RIFF-bytes" and keeper.in_flight == 2   # the twin, from memory
+    keeper.done()
+    keeper.done()
+    assert keeper.idle()
+    keeper._taken = {p: (b, time.monotonic() - C.GRACE_S - 1) for p, (b, _) in keeper._taken.items()}
+    keeper.sweep_once()
+    assert keeper.take(str(inside)) is None
+    keeper.done()

@@ -8,7 +8,8 @@ import pytest
 from heartbeat.audio import load_audio
 from heartbeat.beats import FRAME_RATE, find_beats
 from heartbeat.datasets import select
-from heartbeat.features import FeatureConfig, clean
+from heartbeat.features import FeatureConfig
+from heartbeat.frontend import clean
 from conftest import heartlike
 
 CFG = FeatureConfig()

@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heartbeat.features import FeatureConfig, clean, extract, feature_map, windows
+from heartbeat.features import FeatureConfig, feature_map, model_input, windows
+from heartbeat.frontend import clean, prepare
+
+
+def extract(x, cfg, segmenter=None):
+    """Audio at the model's rate -> (windows, start times), through the front end."""
+    return model_input(prepare(x, cfg, segmenter, rate=cfg.sample_rate), cfg)
 from heartbeat.preprocess import bandpass, normalize, window_starts
 from conftest import heartlike
 
@@ -118,10 +124,11 @@ def test_cycle_state_rows_follow_the_segmenters_beats(table, model):
     """Per-cycle rows (FeatureConfig.cycle_states): one state per frame, S1 where the segmenter put S1,
     systole between S1 and S2; all zero without a rhythm. On a real annotated CirCor recording."""
     from heartbeat.audio import load_audio
-    from heartbeat.quality import analyse
+    from heartbeat.frontend import prepare as front_end
     cfg = FeatureConfig(floor_db=50.0, cycle_states=True)
     path = select_one(table, "circor2022")
-    _, beats, cleaned, _ = analyse(load_audio(path, 4000), cfg, model.segmenter)
+    prepared = front_end(load_audio(path, 4000), cfg, model.segmenter, rate=4000)
+    beats, cleaned = prepared.beats, prepared.cleaned
     fmap = feature_map(cleaned, cfg, beats)
     assert fmap.shape[0] == cfg.n_coeffs + 4 == cfg.input_shape[0]
     rows = fmap[cfg.n_coeffs:]

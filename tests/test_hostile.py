@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heartbeat.audio import AudioError, load_audio
-from heartbeat.features import FeatureConfig, extract
+from heartbeat.features import FeatureConfig, model_input
+from heartbeat.frontend import prepare
 from heartbeat.predict import predict_files
 from conftest import tone, write
 
@@ -119,7 +120,8 @@ def test_features_of_any_signal_are_finite(n, scale, kind):
     rng = np.random.default_rng(n)
     x = {"sine": np.sin(np.arange(n) * 0.3), "noise": rng.standard_normal(n), "zeros": np.zeros(n),
          "impulses": (rng.random(n) > 0.999).astype(float), "huge": rng.standard_normal(n) * 1e30}[kind] * scale
-    batch, starts = extract(x.astype(np.float32), FeatureConfig())
+    cfg = FeatureConfig()
+    batch, starts = model_input(prepare(x.astype(np.float32), cfg, None, rate=cfg.sample_rate), cfg)
     assert np.isfinite(batch).all() and len(batch) == len(starts) >= 1
 
 

@@ -172,6 +172,6 @@ def test_network_is_safe_and_frugal_across_threads(model):
 def test_bundled_model_is_the_shipped_recipe(model):
     """`make model` trains evaluate.SHIPPED_RECIPE; the bundle in models/ must be that recipe's, with its
     feature settings, so the model card's scores are the shipped model's."""
-    from heartbeat.evaluate import RECIPES, SHIPPED_RECIPE
+    from heartbeat.recipes import RECIPES, SHIPPED_RECIPE
     assert model.bundle.info["recipe"] == SHIPPED_RECIPE
     assert model.features == RECIPES[SHIPPED_RECIPE][0]

@@ -8,7 +8,8 @@ import soundfile as sf
 from heartbeat.audio import WIDEBAND_RATE, load_audio, resample
 from heartbeat.augment import add_at_snr, hiss_above
 from heartbeat.predict import classify, read
-from heartbeat.quality import NOISY_CAUTION, REASONS, analyse
+from heartbeat.frontend import prepare
+from heartbeat.quality import NOISY_CAUTION, REASONS, measure
 from conftest import need
 
 RATES = (2000, 4000, 8000, 16000, 44100)
@@ -28,7 +29,7 @@ def heart_sample(table):
 
 def _gate(wideband, model):
     """The gate's verdict on a recording at WIDEBAND_RATE: (heart sound present, level, score)."""
-    q = model.quality.judge(analyse(wideband, model.features, model.segmenter)[0])
+    q = model.quality.judge(measure(prepare(wideband, model.features, model.segmenter)))
     return q.usable, q.level, q.score
 
 

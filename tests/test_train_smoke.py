@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from heartbeat import augment, train as T
+from heartbeat.cache import featurize
 from heartbeat.datasets import select
-from heartbeat.evaluate import RECIPES, SHIPPED_RECIPE
+from heartbeat.recipes import RECIPES, SHIPPED_RECIPE
 from heartbeat.features import FeatureConfig
 from heartbeat.model import load_model, save_bundle
 
@@ -21,7 +22,7 @@ CONFIGS = {"mfcc": FeatureConfig(), "baseline": FeatureConfig(recording_norm=Fal
 
 @pytest.mark.parametrize("variant,features", [("cnn", "mfcc"), ("baseline", "baseline"), ("cnn", "shipped")])
 def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, features):
-    monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
     small = select(table, ["training-a", "training-b", "set_b"], ["normal", "abnormal"], min_seconds=5)
     small = small.groupby(["database", "label"]).head(4)
     cfg = CONFIGS[features]
@@ -32,7 +33,7 @@ def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, feat
     assert (out / "model.tflite").stat().st_size < 1_000_000
     loaded = load_model(out)
     assert loaded.features == cfg and loaded.bundle.threshold == pytest.approx(trained.bundle.threshold)
-    X, rec = T.featurize(small["path"].tolist(), cfg, 0)
+    X, rec = featurize(small["path"].tolist(), cfg, 0)
     keras_logits = trained.keras_model(X[:40].astype(np.float32), training=False).numpy()[:, 0]
     np.testing.assert_allclose(loaded.window_logits(X[:40].astype(np.float32)), keras_logits, rtol=1e-4, atol=1e-4)
     # and the same again: reloading is deterministic
@@ -69,7 +70,7 @@ def test_cross_device_lodo_covers_nine_databases_and_resumes(table, tmp_path, mo
     is made; a second run reads them back and trains nothing."""
     from heartbeat import evaluate as E
     from heartbeat.datasets import ALL_DBS
-    monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
     small = select(table, ALL_DBS, ["normal", "abnormal"], min_seconds=5).groupby(["database", "label"]).head(3)
     tiny = T.TrainSettings(epochs=1, windows_per_epoch=64, batch_size=32, augment_copies=1, augmentation="channel",
                            val_fraction=0.34)
@@ -112,11 +113,11 @@ def test_codec_round_trip_keeps_length_and_timing(ffmpeg, table, codec):
 def test_contrastive_pretraining_pairs_renditions_and_moves_the_trunk(table, tmp_path, monkeypatch):
     """Pretraining pairs the same window position of the clean and augmented copies of one recording,
     lowers its contrastive loss, and changes the trunk the supervised training then starts from."""
-    monkeypatch.setattr(T, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
     small = select(table, ["training-a", "circor2022"], ["normal", "abnormal"], min_seconds=8)
     small = small.groupby(["database", "label"]).head(6).reset_index(drop=True)
     cfg = FeatureConfig(floor_db=50.0)
-    parts = [T.featurize(small["path"].tolist(), cfg, c, 0, augmentation="channel") for c in range(3)]
+    parts = [featurize(small["path"].tolist(), cfg, c, 0, augmentation="channel") for c in range(3)]
     recs = [rc for _, rc in parts]
     views = T._renditions(recs)
     rec = np.concatenate(recs)

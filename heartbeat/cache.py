@@ -1,0 +1,86 @@
+"""Training's windows, made once per recording and kept in a user cache directory.
+
+Each recording goes through the same front end as serving (decode at WIDEBAND_RATE, then
+frontend.prepare and features.model_input), with training's device-mimicking copies applied inside it.
+One file per recording, keyed by everything that changes the result, so any subset of recordings (a fold,
+an external set) reuses what was computed before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import zlib
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from . import augment
+from .audio import WIDEBAND_RATE, load_audio
+from .beats import Segmenter
+from .features import FeatureConfig, model_input
+from .frontend import prepare
+from .model import DEFAULT_MODEL_DIR
+
+
+def cache_dir() -> Path:
+    """$HEARTBEAT_CACHE, else the user's cache directory ($XDG_CACHE_HOME or ~/.cache)/heartbeat: never
+    inside the installed package or the source checkout."""
+    if os.environ.get("HEARTBEAT_CACHE"):
+        return Path(os.environ["HEARTBEAT_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "heartbeat"
+
+
+FEATURE_VERSION = 4  # bump when decoding, clean() or augment() changes, so cached features are recomputed
+AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30)),
+                 "phone": augment.phone}
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> Segmenter:
+    """The segmenter the bundle will ship, so that training's cycle states are the ones inference will see."""
+    return Segmenter.load(DEFAULT_MODEL_DIR / "segmenter.json")
+
+
+def _featurize_one(job) -> np.ndarray:
+    path, cfg, copy, seed, out, kind = job
+    augment_copy = None
+    if copy > 0:
+        rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
+        augment_copy = lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng)  # noqa: E731
+    prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
+    windows = model_input(prepared, cfg)[0].astype(np.float16)
+    np.save(out, windows)
+    return windows
+
+
+def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2,
+              augmentation: str = "classic") -> tuple[np.ndarray, np.ndarray]:
+    """Windows of every recording (copy 0 clean, 1.. augmented) and each window's recording index."""
+    paths = [str(p) for p in paths]
+    defaults = {"cycle_states": False, "cycle_source": "viterbi", "norm_floor_db": 0.0}     # settings added later: older caches stay valid
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in defaults or v != defaults[k]}
+    key = [settings, copy, seed if copy else 0, FEATURE_VERSION]
+    key = key + [augmentation] if copy and augmentation != "classic" else key
+    if cfg.cycle_states:
+        key.append(hashlib.sha1((DEFAULT_MODEL_DIR / "segmenter.json").read_bytes()).hexdigest())
+    key = json.dumps(key)
+    folder = cache_dir() / "features" / hashlib.sha1(key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
+    todo = [(p, cfg, copy, seed, f, augmentation) for p, f in zip(paths, files) if not f.exists()]
+    if todo:
+        desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
+        # Fresh worker processes, not forks: a fork of a process that has run TensorFlow can abort when
+        # the child collects TensorFlow's objects (seen as soon as a worker loaded numba after training).
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+            for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
+                          leave=False, disable=None):
+                pass
+    parts = [np.load(f) for f in files]
+    X = np.concatenate(parts) if parts else np.zeros((0, *cfg.input_shape), np.float16)
+    rec = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    return X, rec

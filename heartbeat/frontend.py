@@ -1,0 +1,49 @@
+"""The front end: a decoded recording becomes what every later step reads.
+
+    wideband (WIDEBAND_RATE, from audio.load_audio) -> the model's rate -> cleaned -> beats
+
+Serving (predict.classify), training's feature cache, evaluation, the quality gate's fitting and the page's
+pictures all start from `prepare`, so none of them can drift from the others. The gate only judges what
+this made; the features only read it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .audio import WIDEBAND_RATE, resample
+from .beats import Beats, Segmenter, find_beats
+from .features import FeatureConfig
+from .preprocess import bandpass, fade_edges, normalize
+
+
+@dataclass
+class Prepared:
+    audio: np.ndarray         # at `sample_rate`, as decoded (the gate reads its level and spectrum)
+    cleaned: np.ndarray       # band-passed, ends faded, unit RMS: what beats and features are computed from
+    beats: Beats
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Band-pass, fade the ends, then unit-RMS: the signal every feature and the beat detector start from."""
+    x = bandpass(audio, cfg.sample_rate, *cfg.band_hz, order=cfg.filter_order)
+    return normalize(fade_edges(x, cfg.sample_rate))
+
+
+def prepare(wideband: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None,
+            augment: Callable[[np.ndarray, int], np.ndarray] | None = None, rate: int = WIDEBAND_RATE) -> Prepared:
+    """A recording at `rate` (what audio.load_audio gives the app: WIDEBAND_RATE) -> Prepared at
+    cfg.sample_rate. `augment(audio, rate)`: training's device-mimicking copies, applied at the model's rate
+    before cleaning, as a device would have. No `segmenter`: the beats are the rhythm's periodicity only."""
+    audio = resample(wideband, rate, cfg.sample_rate)
+    if augment is not None:
+        audio = augment(audio, cfg.sample_rate)
+    cleaned = clean(audio, cfg)
+    return Prepared(audio, cleaned, find_beats(cleaned, cfg.sample_rate, segmenter), cfg.sample_rate)

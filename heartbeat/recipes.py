@@ -1,0 +1,39 @@
+"""The recipes of the ablation: feature settings and training settings, by name.
+
+Training and evaluation both read this table (training never imports evaluation). A recipe is a row in
+reports/cross_device.md; `make model` trains SHIPPED_RECIPE on every database.
+"""
+from __future__ import annotations
+
+from .features import FeatureConfig
+from .train import TrainSettings
+
+_LOGMEL_CYCLE = FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True,
+                              cycle_source="posterior")
+RECIPES = {
+    "ours": (FeatureConfig(), TrainSettings()),
+    "floor": (FeatureConfig(floor_db=50.0), TrainSettings()),
+    "channel": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel")),
+    "specaug": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", spec_augment=True)),
+    "codec": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="phone")),
+    "logmel": (FeatureConfig(kind="logmel", floor_db=50.0), TrainSettings(augmentation="channel")),
+    "cycle": (FeatureConfig(floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
+    "contrastive": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", pretrain_epochs=10)),
+    "logmel-cycle": (FeatureConfig(kind="logmel", floor_db=50.0, cycle_states=True), TrainSettings(augmentation="channel")),
+    "logmel-cycle-norm3": (FeatureConfig(kind="logmel", floor_db=50.0, norm_floor_db=3.0, cycle_states=True),
+                           TrainSettings(augmentation="channel")),
+    "logmel-cycle-soft": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel")),
+    "epochs20": (FeatureConfig(floor_db=50.0), TrainSettings(augmentation="channel", epochs=20)),
+    "baseline": (FeatureConfig(recording_norm=False),
+                 TrainSettings(variant="baseline", augment_copies=0, balance="class")),
+    # Audible disease only (issue: screening sensitivity): training-b's and training-e's "abnormal" is mostly
+    # coronary disease that makes no sound, so their abnormal recordings leave training (their normals stay).
+    "audible": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", target="audible")),
+    # ... and Freq-MixStyle on the log-mel rows while training (per-frequency statistics of two windows mixed).
+    "audible-mixstyle": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", target="audible", freq_mixstyle=0.7)),
+}
+# The same recipe after the segmenter was refitted on floored frame energies (beats.FLOOR_DB): its cycle
+# rows no longer move with the file's rate (features differ through segmenter.json, part of the cache key).
+# Run today, "logmel-cycle-soft" would compute these same features: its stored row is the old segmenter's.
+RECIPES["logmel-cycle-soft2"] = RECIPES["logmel-cycle-soft"]
+SHIPPED_RECIPE = "logmel-cycle-soft2"      # what `make model` trains: the ablation's choice for unseen devices

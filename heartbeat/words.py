@@ -1,0 +1,62 @@
+"""An answer in a clinician's words: the one place a Result becomes text, for the page, the referral sheet
+and the command line alike. Each takes these lines and sets them in its own form (Markdown, PDF, a line)."""
+from __future__ import annotations
+
+HEADLINES = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat": "No heartbeat heard"}
+DISCLAIMER = ("Screening aid, not a diagnosis. It cannot see the patient. If the answer is abnormal, if it does "
+              "not match what you see, or if you are in doubt: refer.")
+RECORD_AGAIN = ("Place the stethoscope or phone firmly on the chest (left of the breastbone), keep still and quiet, "
+                "and record 15-30 seconds.")
+
+
+def headline(result: dict) -> str:
+    return HEADLINES[result["label"]]
+
+
+def percent(p: float, cut: float) -> tuple[str, str]:
+    """p and the cut as percentages, with a decimal where whole numbers would print them equal."""
+    digits = 0 if round(p * 100) != round(cut * 100) else 1
+    return f"{p:.{digits}%}", f"{cut:.{digits}%}"
+
+
+def chance(result: dict) -> str:
+    """The chance of abnormal against the referral cut, and why the cut sits where it does."""
+    p, cut = percent(result["p_abnormal"], result["threshold"])
+    if result["label"] == "abnormal":
+        side = (f"at or above the referral cut of {cut}, which is set low on purpose: an extra referral costs less "
+                "than a missed disease")
+    else:
+        side = f"below the referral cut of {cut}"
+    return f"Chance the heart sound is abnormal: {p}, {side}"
+
+
+def details(result: dict) -> list[str]:
+    """The answer's supporting lines, plain text, in the order a clinician reads them."""
+    if result["label"] == "no_heartbeat":
+        return [f"No usable heart sound: {result['quality_reason']}.", RECORD_AGAIN]
+    lines = [chance(result),
+             "Heart rate: " + (f"{result['heart_rate_bpm']:.0f} bpm" if result.get("heart_rate_bpm")
+                               else "not steady enough to count"),
+             f"Recording quality: {result['quality']}, {result['duration_s']:.0f} s analysed in "
+             f"{len(result.get('windows') or [])} windows"]
+    if result.get("cut_note"):
+        lines.append(f"About the cut: {result['cut_note']}")
+    if result.get("caution"):
+        lines.insert(0, f"Caution: {result['caution']}.")
+    return lines
+
+
+def one_line(row: dict) -> str:
+    """The command line's line for one file (a Result's fields and `path`, or `path` and `error`)."""
+    if "error" in row:
+        return f"{row['path']}: could not judge: {row['error']}"
+    if row["label"] == "no_heartbeat":
+        return f"{row['path']}: no heartbeat (confidence {row['confidence']:.0%}): {row['quality_reason']}"
+    # The decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads.
+    p, cut = percent(row["p_abnormal"], row["threshold"])
+    text = f"{row['path']}: {headline(row).lower()} (chance abnormal {p}, referral cut {cut})"
+    if row.get("heart_rate_bpm"):
+        text += f", heart rate {row['heart_rate_bpm']:.0f} bpm"
+    if row.get("caution"):
+        text += f" [{row['caution']}]"
+    return text
