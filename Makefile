@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test model evaluate bench benchmarks clean
+.PHONY: setup run test model evaluate bench benchmarks image clean
 setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: setup
 # BENCHMARKS.md: pipeline, app, batch throughput, model size and the accuracy tables, in one run.
 benchmarks: setup
 	$(PY) scripts/benchmarks_md.py
+
+# The serving image (buildah). BASE=debian-local where no registry is reachable (scripts/build_image.sh).
+image:
+	bash scripts/build_image.sh
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from heartbeat.evaluate import cross_device_markdown, markdown
+from heartbeat.tables import cross_device_markdown, markdown
 from heartbeat.recipes import RECIPES  # noqa: E402
 from heartbeat.preprocess import EDGE_S  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heartbeat import augment, train as T
-from heartbeat.cache import featurize
+from heartbeat.cache import AUGMENTATIONS, featurize
 from heartbeat.datasets import select
 from heartbeat.recipes import RECIPES, SHIPPED_RECIPE
 from heartbeat.features import FeatureConfig
@@ -41,10 +41,10 @@ def test_train_save_reload_identical(table, tmp_path, monkeypatch, variant, feat
                                   loaded.window_logits(X[:5].astype(np.float32)))
 
 
-@pytest.mark.parametrize("kind", sorted(T.AUGMENTATIONS))
+@pytest.mark.parametrize("kind", sorted(AUGMENTATIONS))
 def test_augmentation_changes_the_sound_but_keeps_its_length_scale(kind):
     rng = np.random.default_rng(0)
-    augment = T.AUGMENTATIONS[kind]
+    augment = AUGMENTATIONS[kind]
     x = np.sin(2 * np.pi * 60 * np.arange(20000) / 2000).astype(np.float32)
     y = augment(x, 2000, rng)
     assert 0.75 * len(x) <= len(y) <= len(x) and np.isfinite(y).all()

@@ -3,8 +3,9 @@
 Each upload is read into memory and deleted from disk the moment its request starts, whatever else is
 queued: only recordings being judged are ever on disk. Gradio stores identical uploads at one
 content-hashed path, so a second request for the same bytes can find the file already gone; it is served
-from `_taken`, an in-memory copy dropped once no request of ours is in flight and GRACE_S have passed (a
-client's request reaches the queue a moment after its upload), and never kept past TAKEN_MAX_S. The sweeper
+from `_taken`, an in-memory copy dropped once the app has been idle for GRACE_S (no request of ours in
+flight, none started or finished: a client's request reaches the queue a moment after its upload, and a
+queued one starts the moment another finishes), and never kept past TAKEN_MAX_S. The sweeper
 also removes any file left in the upload folder for STALE_S (an upload whose request never came, e.g. a
 closed browser tab).
 
@@ -32,6 +33,7 @@ class Custody:
         self._taken: dict[Path, tuple[bytes, float]] = {}   # upload path -> (its bytes, when taken)
         self._lock = threading.Lock()
         self.in_flight = 0                  # requests between take() and done()
+        self.last_activity = time.monotonic()   # the last take() or done()
         self.answers = 0                    # requests taken so far (the sweeper frees memory after each)
         self._seen = 0
 
@@ -42,6 +44,7 @@ class Custody:
         with self._lock:
             self.in_flight += 1
             self.answers += 1
+            self.last_activity = time.monotonic()
             if self.folder not in p.parents:
                 return None                 # only our own upload folder is read (Gradio passes nothing else)
             try:
@@ -56,6 +59,7 @@ class Custody:
     def done(self) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.last_activity = time.monotonic()
 
     def _delete(self, p: Path) -> None:
         p.unlink(missing_ok=True)
@@ -66,7 +70,10 @@ class Custody:
                 pass
 
     def idle(self) -> bool:
-        return self.in_flight == 0
+        """Nothing in flight, and nothing started or finished for GRACE_S. Gradio's queue is not public API,
+        so requests waiting in it are not seen; but one starts the moment another finishes, so an app with
+        queued work is never quiet that long."""
+        return self.in_flight == 0 and time.monotonic() - self.last_activity > GRACE_S
 
     def sweep_once(self) -> None:
         # Memory: each answer leaves decoded audio, figures (reference cycles) and Gradio's upload buffers
@@ -81,7 +88,7 @@ class Custody:
             if self.trim is not None:
                 self.trim(0)
         with self._lock:
-            for p in [p for p, (_, t) in self._taken.items() if (idle and now - t > GRACE_S) or now - t > TAKEN_MAX_S]:
+            for p in [p for p, (_, t) in self._taken.items() if idle or now - t > TAKEN_MAX_S]:
                 del self._taken[p]
         for folder, _, files in os.walk(self.folder):       # os.walk skips what vanishes while it walks
             for name in files:
