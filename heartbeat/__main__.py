@@ -133,11 +133,13 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="also score this model bundle per database")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("serve", help="start the web app (same options as app.py)")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser("serve", help="start the web app (same options as app.py: --host, --port, --model, --share)")
     p.set_defaults(func=cmd_serve)
 
-    args = parser.parse_args(argv)
+    # The app's own options pass through to it unchanged; any other command takes no unknown option.
+    args, args.rest = parser.parse_known_args(argv)
+    if args.rest and args.func is not cmd_serve:
+        parser.error(f"unrecognized arguments: {' '.join(args.rest)}")
     return args.func(args)
 
 
