@@ -49,6 +49,12 @@ def cmd_train(args) -> int:
     settings = TrainSettings(**(settings.to_dict() | overrides))
     trained = train_model(table, cfg, settings)
     trained.bundle.info["recipe"] = args.recipe
+    if args.cut_from:     # the referral cut chosen for screening on unseen devices, not on the training ones
+        from .screening import lodo_predictions, shipped_cut
+        chosen = shipped_cut(lodo_predictions(args.cut_from))
+        trained.bundle.info |= {"fitted_threshold": trained.bundle.threshold, "cut_note": chosen.pop("note"),
+                                "screening_cut": chosen | {"from": str(args.cut_from)}}
+        trained.bundle.threshold = chosen["cut"]
     out = save_bundle(trained.keras_model, trained.bundle, args.out)
     (out / "history.json").write_text(json.dumps(trained.history, indent=2))
     print(f"saved {out} ({(out / 'model.tflite').stat().st_size / 1024:.0f} KB)")
@@ -111,6 +117,8 @@ def main(argv=None) -> int:
     p.add_argument("--augment-copies", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--limit", type=int, help="smoke run: train on this many recordings only")
+    p.add_argument("--cut-from", help="the referral cut from this recipe's leave-one-database-out predictions "
+                   "(reports/runs/RECIPE): sensitivity 0.85 on unseen devices, heartbeat.screening")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="every protocol (CV, leave-one-database-out, external, leaky) -> reports/")
