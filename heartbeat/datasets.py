@@ -137,6 +137,14 @@ def circor2022(root=None) -> pd.DataFrame:
     return _with_audio_info(rows, manifest)
 
 
+def circor_patients(root=None) -> pd.DataFrame:
+    """CirCor's patients.csv (murmur timing, shape, grade, pitch, quality per patient), indexed by the
+    patient id that is the `subject` of its recordings."""
+    base = _require_root(root)
+    base = base / "circor2022" if (base / "circor2022").is_dir() else base
+    return pd.read_csv(base / "patients.csv", dtype={"Patient ID": str}).set_index("Patient ID")
+
+
 def circor_segments(path) -> pd.DataFrame:
     """The annotators' segmentation beside a CirCor recording: start_s, end_s, state (S1, systole, S2,
     diastole; unannotated stretches dropped)."""

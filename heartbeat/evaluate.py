@@ -180,6 +180,10 @@ def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("
             r["lodo"] |= {"mean_macc": float(np.nanmean(per_db)), "worst_macc": float(np.nanmin(per_db)),
                           "databases": len(per_db)}
             r["screening"] = screening_row(lodo.assign(database=lodo["held_out"]))
+            if "circor2022" in set(lodo["held_out"]):
+                from .datasets import circor_patients
+                nested = screening.nested(lodo.assign(database=lodo["held_out"]))
+                r["screening"]["circor_murmurs"] = murmurs_caught(nested, circor_patients())
         if "cv" in protocols:
             cv, _ = cross_validation(labelled, cfg, settings, folds, log, runs)
             r["cv"] = summarize(cv)
@@ -206,6 +210,19 @@ def screening_row(pred: pd.DataFrame, target: float = screening.TARGET_SENSITIVI
                         "worst_se": float(np.nanmin([m["se"] for m in audible])),
                         "mean_se": float(np.nanmean([m["se"] for m in audible])),
                         "mean_sp": float(np.nanmean([m["sp"] for m in audible]))}}
+
+
+def murmurs_caught(pred: pd.DataFrame, patients: pd.DataFrame) -> dict:
+    """CirCor's murmurs held out, caught at each row's threshold, by the annotators' grade and timing: which
+    murmurs a screen misses (the soft and early-systolic ones, in the issue that asked)."""
+    circor = pred[(pred["database"] == "circor2022") & (pred["y"] == 1) & pred["p"].notna()]
+    ids = circor["path"].map(lambda p: Path(p).stem.split("_")[0])
+    caught = (circor["p"] >= circor["threshold"]).to_numpy()
+    out = {}
+    for column in ("Systolic murmur grading", "Systolic murmur timing", "Diastolic murmur timing"):
+        values = patients.reindex(ids)[column].fillna("none").to_numpy()
+        out[column] = {str(v): [int(caught[values == v].sum()), int((values == v).sum())] for v in sorted(set(values))}
+    return out
 
 
 def _save_row(out: Path, name: str, row: dict) -> dict:

@@ -61,6 +61,14 @@ def screening_markdown(results: dict) -> str:
                  for db in ALL_DBS]
         lines.append(f"| {name} | {a['mean_se']:.3f} | **{a['worst_se']:.3f}** | {a['mean_sp']:.3f} | **{a['mean_macc']:.3f}** | "
                      f"{a['worst_macc']:.3f} | {a['mean_auroc']:.3f} | {s['cut']:.3f} | {s['cut_spread']:.1f}x | " + " | ".join(cells) + " |")
+    lines += ["", "CirCor's murmurs held out, caught at the nested cut (caught / present), by the annotators' grade and timing:", "",
+              "| recipe | systolic grade | systolic timing | diastolic timing |", "|---|---|---|---|"]
+    for name, r in rows:
+        m = r["screening"].get("circor_murmurs")
+        if m:
+            cell = [", ".join(f"{k} {c}/{n}" for k, (c, n) in m[col].items() if k != "none") for col in
+                    ("Systolic murmur grading", "Systolic murmur timing", "Diastolic murmur timing")]
+            lines.append(f"| {name} | " + " | ".join(cell) + " |")
     return "\n".join(lines) + "\n"
 
 
