@@ -49,7 +49,8 @@ def screening_markdown(results: dict) -> str:
     target = rows[0][1]["screening"]["target_sensitivity"]
     lines = [f"## Screening: audible disease held out, at a cut set for sensitivity {target:.2f} on the other databases", "",
              "Each database scored by a model that never heard it, at the cut chosen from the other audible databases' "
-             "held-out scores (the lowest of their own Se-" f"{target:.2f} cuts); training-b and training-e (\"abnormal\" = "
+             "held-out scores (the cut reaching Se " f"{target:.2f} over their abnormal recordings, each database weighing alike: "
+             "heartbeat/screening.py); training-b and training-e (\"abnormal\" = "
              "mostly coronary disease, not audible by design) at the cut from all seven. Spread: the highest database's "
              "own cut over the lowest's.", "",
              "| recipe | audible: mean Se | worst Se | mean Sp | mean MAcc | worst MAcc | mean AUROC | cut (all seven) | spread | " +
