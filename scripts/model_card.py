@@ -139,7 +139,8 @@ def main() -> int:
         f"- Data: {info['train_recordings'] + info['val_recordings']} labelled recordings (normal / abnormal) of "
         f"{', '.join(info['databases'])}; {info['val_recordings']} held out (grouped by recording or patient) "
         "for early stopping, calibration and the threshold. Sampling weights every (database, label) cell alike, "
-        "so no database or device dominates, and the threshold is chosen on the same balance.",
+        "so no database or device dominates; the validation threshold is chosen on the same balance"
+        + (", and then replaced by the referral cut chosen for screening (below)." if info.get("screening_cut") else "."),
         f"- Recipe `{recipe}`: {json.dumps(info['settings'])}.",
         f"- Training time on this machine (2 cores, no GPU): **{info['train_seconds'] / 60:.1f} min**, features "
         "included when none are cached.",
