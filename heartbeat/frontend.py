@@ -37,12 +37,12 @@ def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return normalize(fade_edges(x, cfg.sample_rate))
 
 
-def prepare(wideband: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None,
+def prepare(recording: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None,
             augment: Callable[[np.ndarray, int], np.ndarray] | None = None, rate: int = WIDEBAND_RATE) -> Prepared:
     """A recording at `rate` (what audio.load_audio gives the app: WIDEBAND_RATE) -> Prepared at
     cfg.sample_rate. `augment(audio, rate)`: training's device-mimicking copies, applied at the model's rate
     before cleaning, as a device would have. No `segmenter`: the beats are the rhythm's periodicity only."""
-    audio = resample(wideband, rate, cfg.sample_rate)
+    audio = resample(recording, rate, cfg.sample_rate)
     if augment is not None:
         audio = augment(audio, cfg.sample_rate)
     cleaned = clean(audio, cfg)
