@@ -31,6 +31,9 @@ RECIPES = {
     "audible": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", target="audible")),
     # ... and Freq-MixStyle on the log-mel rows while training (per-frequency statistics of two windows mixed).
     "audible-mixstyle": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", target="audible", freq_mixstyle=0.7)),
+    # Domain-adversarial (issue: screening sensitivity): the shipped recipe with a database-guessing head
+    # behind a gradient reversal, so the pooled features stop naming the device.
+    "dann": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", domain_adversarial=0.3)),
 }
 # The same recipe after the segmenter was refitted on floored frame energies (beats.FLOOR_DB): its cycle
 # rows no longer move with the file's rate (features differ through segmenter.json, part of the cache key).

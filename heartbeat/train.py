@@ -37,6 +37,9 @@ class TrainSettings:
     # coronary disease with no sound to hear) leave training and validation, their normals stay.
     target: str = "diagnosis"
     freq_mixstyle: float = 0.0        # probability that a training batch has its per-band statistics mixed
+    # Domain-adversarial training (Ganin et al. 2016): a head guesses each window's database from the pooled
+    # features through a gradient reversal of this strength, so the trunk unlearns what names the device.
+    domain_adversarial: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -100,10 +103,11 @@ def _val_split(table: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndar
 
 # ---------------------------------------------------------------- training ----
 
-def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_score=None, views=None):
+def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_score=None, views=None, domain=None):
     """Fit a fresh network on windows X with labels y; each epoch draws `windows_per_epoch` windows with
     probability proportional to `weight`. Keeps the epoch with the best `val_score(model)` (if given).
-    With settings.pretrain_epochs, the trunk is first pretrained on `views` (see pretrain_contrastive)."""
+    With settings.pretrain_epochs, the trunk is first pretrained on `views` (see pretrain_contrastive);
+    with settings.domain_adversarial, `domain` (each window's database code) is what the trunk must hide."""
     import keras
     p = np.asarray(weight, np.float64) / np.sum(weight)
     class_weight = None
@@ -116,6 +120,10 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
         history = pretrain_contrastive(model, X, views, np.asarray(weight)[views[:, 0]], settings)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    fitted, targets = model, lambda idx: y[idx]
+    if settings.domain_adversarial and domain is not None:
+        fitted, strength = domain_adversarial_model(model, int(domain.max()) + 1, settings)
+        targets = lambda idx: (y[idx], domain[idx])
     rng = np.random.default_rng(settings.seed)
     best = (-np.inf, None)
     for epoch in tqdm(range(settings.epochs), desc=f"training {settings.variant}", leave=False, disable=None):
@@ -123,8 +131,10 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
         batch = X[idx].astype(np.float32)
         if settings.spec_augment:
             batch = spec_augment(batch, rng)
-        h = model.fit(batch, y[idx], batch_size=settings.batch_size, epochs=1, verbose=0,
-                      class_weight=class_weight, shuffle=True)
+        if fitted is not model:   # DANN's schedule: the reversal grows from 0 as the label head settles
+            strength.assign(settings.domain_adversarial * (2 / (1 + np.exp(-10 * epoch / settings.epochs)) - 1))
+        h = fitted.fit(batch, targets(idx), batch_size=settings.batch_size, epochs=1, verbose=0,
+                       class_weight=class_weight, shuffle=True)
         entry = {"epoch": epoch + 1, "loss": float(h.history["loss"][-1])}
         if val_score is not None:
             entry["val_auroc"] = val_score(model)
@@ -134,6 +144,31 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
     if best[1] is not None:
         model.set_weights(best[1])
     return model, history
+
+
+def domain_adversarial_model(model, n_domains: int, settings: TrainSettings):
+    """`model` with a second output: the database guessed from the pooled features through a gradient
+    reversal layer (Ganin et al., JMLR 2016). Shares every layer with `model`, so fitting it trains `model`;
+    returns it and the reversal's strength (a variable the epoch loop raises)."""
+    import keras
+    import tensorflow as tf
+    strength = tf.Variable(0.0, trainable=False)
+
+    class GradientReversal(keras.layers.Layer):
+        def call(self, x):
+            @tf.custom_gradient
+            def reverse(v):
+                return tf.identity(v), lambda dy: -strength * dy
+            return reverse(x)
+
+    pooled = next(layer.output for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    h = keras.layers.Dense(64, activation="relu")(GradientReversal()(pooled))
+    guess = keras.layers.Dense(n_domains)(h)
+    fitted = keras.Model(model.input, [model.output, guess])
+    fitted.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
+                   loss=[keras.losses.BinaryCrossentropy(from_logits=True),
+                         keras.losses.SparseCategoricalCrossentropy(from_logits=True)])
+    return fitted, strength
 
 
 def pretrain_contrastive(model, X, views: np.ndarray, weight, settings: TrainSettings,
@@ -244,8 +279,9 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
         from sklearn.metrics import roc_auc_score
         return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))[va]))
 
+    domain = pd.factorize(table["database"], sort=True)[0]
     model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc,
-                                 views=_renditions(recs) if len(recs) > 1 else None)
+                                 views=_renditions(recs) if len(recs) > 1 else None, domain=domain[rec])
     zv = recording_logits(model, Xv, recv, len(table))[va]
     calibration = fit_calibration(yv, zv)
     threshold = choose_threshold(yv, calibration(zv), rec_weight[va])
