@@ -14,7 +14,7 @@ from tqdm import tqdm
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mp4", ".mov",
                   ".3gp", ".amr"}
 CSV_COLUMNS = ["path", "label", "confidence", "p_abnormal", "threshold", "heart_rate_bpm", "quality", "quality_score",
-               "quality_reason", "caution", "duration_s", "error", "error_code"]
+               "quality_reason", "caution", "duration_s", "murmur_timing", "murmur_grade", "rhythm", "error", "error_code"]
 
 
 def find_audio(inputs: Iterable[str]) -> list[str]:
@@ -53,8 +53,12 @@ def write_rows(results: Iterable[dict], out: Path, total: int) -> dict:
     counts = {"judged": 0, "errors": 0}
     target = _partial(out) if out.suffix == ".parquet" else out
     new_csv = out.suffix == ".csv" and not out.exists()
+    columns = CSV_COLUMNS
+    if out.suffix == ".csv" and not new_csv:       # resuming: keep the columns the file was begun with
+        with out.open(newline="") as f:
+            columns = next(csv.reader(f), None) or CSV_COLUMNS
     with target.open("a", newline="") as f:
-        writer = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore") if out.suffix == ".csv" else None
+        writer = csv.DictWriter(f, columns, extrasaction="ignore") if out.suffix == ".csv" else None
         if new_csv:
             writer.writeheader()
         for result in tqdm(results, total=total, desc="screening", unit="file"):

@@ -1,4 +1,5 @@
-"""One recording in, one answer out: audio -> front end -> quality gate -> windows -> model -> Result.
+"""One recording in, one answer out: audio -> front end -> quality gate -> windows -> model -> Result
+(with, for an abnormal answer, what kind of murmur: describe.py).
 
 `judge` is the one function that judges one file, with one error rule, for the command line, the batch,
 the Dask workers and the app alike: a file that cannot be judged gives a message for a clinician and an
@@ -11,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
 from .audio import WIDEBAND_RATE, AudioError, load_audio
+from .describe import describe
 from .features import model_input
 from .frontend import Prepared, prepare
 from .model import HeartModel, load_model
@@ -36,6 +38,9 @@ class Result:
     s1_times: list[float] = field(default_factory=list)
     s2_times: list[float] = field(default_factory=list)
     cut_note: str | None = None       # what the referral cut was chosen for, and what it costs
+    murmur_timing: str | None = None  # describe.TIMINGS; None unless abnormal with a murmur located in the cycle
+    murmur_grade: str | None = None   # soft (grade I/VI) | loud (II/VI or louder), with a timing
+    rhythm: str | None = None         # regular | irregular; None: not assessed (scripts/fit_describe.py says why)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +61,9 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     label = "abnormal" if p >= model.bundle.threshold else "normal"
     per_window = model.bundle.calibration(logits)
     beats = prepared.beats
+    kind = describe(prepared, model.describer, label == "abnormal")
     return Result(label, round(p if label == "abnormal" else 1 - p, 3), round(p, 3),
+                  murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,
                   heart_rate_bpm=beats.heart_rate_bpm, **common,
                   windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
                             "p_abnormal": round(float(q), 3)} for s, q in zip(starts, per_window)],

@@ -9,6 +9,25 @@ RECORD_AGAIN = ("Place the stethoscope or phone firmly on the chest (left of the
                 "and record 15-30 seconds.")
 
 
+# CirCor's timing categories, as a clinician says them (what the page, the sheet and the command line print).
+TIMING_TEXT = {"early-systolic": "early systolic (just after S1, fading before S2)",
+               "mid-systolic": "mid-systolic (between S1 and S2, clear of both)",
+               "late-systolic": "late systolic (running up to S2)",
+               "holosystolic": "holosystolic (all through systole, S1 to S2)",
+               "diastolic": "diastolic (after S2)",
+               "systolic and diastolic": "in systole and in diastole"}
+GRADE_TEXT = {"soft": "soft (like grade I/VI)", "loud": "loud (like grade II/VI or louder)"}
+RHYTHM_NOT_ASSESSED = "Rhythm: not assessed by this software; feel the pulse for irregular beats"
+
+
+def murmur(result: dict) -> str | None:
+    """"Murmur: holosystolic (...), loud (...)" for an abnormal answer whose murmur was located, else None."""
+    if not result.get("murmur_timing"):
+        return None
+    text = f"Murmur heard: {TIMING_TEXT.get(result['murmur_timing'], result['murmur_timing'])}"
+    return text + (f", {GRADE_TEXT[result['murmur_grade']]}" if result.get("murmur_grade") else "")
+
+
 def headline(result: dict) -> str:
     return HEADLINES[result["label"]]
 
@@ -34,9 +53,10 @@ def details(result: dict) -> list[str]:
     """The answer's supporting lines, plain text, in the order a clinician reads them."""
     if result["label"] == "no_heartbeat":
         return [f"No usable heart sound: {result['quality_reason']}.", RECORD_AGAIN]
-    lines = [chance(result),
+    lines = [chance(result)] + ([murmur(result)] if murmur(result) else []) + [
              "Heart rate: " + (f"{result['heart_rate_bpm']:.0f} bpm" if result.get("heart_rate_bpm")
                                else "not steady enough to count"),
+             f"Rhythm: {result['rhythm']}" if result.get("rhythm") else RHYTHM_NOT_ASSESSED,
              f"Recording quality: {result['quality']}, {result['duration_s']:.0f} s analysed in "
              f"{len(result.get('windows') or [])} windows"]
     if result.get("cut_note"):
@@ -55,6 +75,8 @@ def one_line(row: dict) -> str:
     # The decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads.
     p, cut = percent(row["p_abnormal"], row["threshold"])
     text = f"{row['path']}: {headline(row).lower()} (chance abnormal {p}, referral cut {cut})"
+    if row.get("murmur_timing"):
+        text += f", murmur {row['murmur_timing']}" + (f" {row['murmur_grade']}" if row.get("murmur_grade") else "")
     if row.get("heart_rate_bpm"):
         text += f", heart rate {row['heart_rate_bpm']:.0f} bpm"
     if row.get("caution"):

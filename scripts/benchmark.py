@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     from heartbeat.frontend import prepare
     from heartbeat.audio import WIDEBAND_RATE, load_audio
     from heartbeat.model import DEFAULT_MODEL_DIR, load_model
+    from heartbeat.describe import describe
     from heartbeat.predict import classify, read
 
     table = select(load_table(), ["training-a"]).query("duration_s >= 30")
@@ -77,7 +78,11 @@ def main(argv=None) -> int:
     infer = median_ms(lambda: model.window_logits(windows), args.repeats)
     e2e = median_ms(lambda: classify(read(wav44k, model), model), args.repeats)
     classify_only = median_ms(lambda: classify(wide, model), args.repeats)
+    prepared = prepare(wide, cfg, segmenter)
+    described = median_ms(lambda: describe(prepared, model.describer, True), args.repeats)
     print(f"  model on {len(windows)} windows (LiteRT): {infer:.1f} ms")
+    print(f"  murmur timing and loudness (describe.py, an abnormal answer): {described:.1f} ms "
+          f"({described / infer:.2f}x the network)")
     print(f"  end to end from a 44.1 kHz file (decode, gate, beats, features, model): {e2e:.1f} ms "
           f"(classify alone {classify_only:.1f} ms)")
 

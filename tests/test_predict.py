@@ -75,7 +75,7 @@ def test_predict_json_lines(model, table, tmp_path, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [x["path"] for x in lines] == [good, str(bad), str(short)]
     assert {"label", "confidence", "p_abnormal", "heart_rate_bpm", "quality", "quality_score", "caution",
-            "windows"} <= set(lines[0])
+            "windows", "murmur_timing", "murmur_grade", "rhythm"} <= set(lines[0])
     assert lines[1]["error_code"] == "corrupt" and "error" in lines[1] and "label" not in lines[1]
     assert lines[2]["error_code"] == "too_short"
 
@@ -137,6 +137,7 @@ def test_batch_csv_resumes_and_records_errors(model, table, tmp_path, capsys):
     broken = next(r for r in rows if r["path"].endswith("broken.wav"))
     assert broken["error_code"] == "corrupt" and not broken["label"]
     assert all(r["label"] in ("normal", "abnormal", "no_heartbeat") for r in rows if r is not broken)
+    assert {"murmur_timing", "murmur_grade", "rhythm"} <= set(rows[0])
     # a second run skips what is already there; a new file is added
     shutil.copy(table[table.database == "training-d"]["path"].iloc[0], folder)
     assert main(["predict", str(folder), "--out", str(out)]) == 0

@@ -66,12 +66,20 @@ def spectrogram_figure(prepared: Prepared, r, seconds: float = 8.0):
     hop = t[1] - t[0] if len(t) > 1 else 0.008                    # an image: pcolormesh costs 5x the time
     ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=db.max() - 60, vmax=db.max(),
               extent=(t[0] - hop / 2, t[-1] + hop / 2, f[0], f[band][-1]), interpolation="nearest")
-    for s1 in r.s1_times:                       # systole: from each S1 to the S2 that follows it
+    # Where the murmur was located (describe.py), in red: systole, diastole or both.
+    timing = r.murmur_timing or ""
+    in_systole, in_diastole = timing.endswith("systolic") or "systolic and" in timing, "diastolic" in timing
+    for s1, after in zip(r.s1_times, list(r.s1_times[1:]) + [None]):   # systole: each S1 to its S2
         s2 = next((s for s in r.s2_times if s1 < s < s1 + 0.6), None)
-        if s2 is not None and s1 < seconds:
-            strip.axvspan(s1, s2, color="#1565c0", alpha=0.6, lw=0)
-    strip.set(yticks=[], title="Heart-sound band. Blue bars: systole (S1 to S2); the gaps: diastole. "
-              "A murmur is energy between the beats")
+        if s2 is None or s1 >= seconds:
+            continue
+        strip.axvspan(s1, s2, color="#c62828" if in_systole else "#1565c0", alpha=0.6, lw=0)
+        if in_diastole and after is not None:
+            strip.axvspan(s2, after, color="#c62828", alpha=0.35, lw=0)
+    where = {(True, False): "Red: the murmur, in systole", (False, True): "Red: the murmur, in diastole",
+             (True, True): "Red: the murmur, in systole and diastole"}.get((in_systole, in_diastole))
+    strip.set(yticks=[], title="Heart-sound band. Bars: systole (S1 to S2); the gaps: diastole. "
+              + (where + "." if where else "A murmur is energy between the beats"))
     strip.title.set_fontsize(9)
     ax.set(xlabel="seconds", ylabel="Hz", ylim=(20, 600), xlim=(0, len(x) / sr))
     fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.9, hspace=0.05)

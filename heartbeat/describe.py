@@ -1,0 +1,201 @@
+"""What kind of abnormal: when in the cycle the murmur sounds, how loud it is, and whether the rhythm is regular.
+
+Read off what the front end already found (frontend.Prepared: the cleaned sound and the segmenter's
+S1 / systole / S2 / diastole states), so it costs a fraction of a millisecond and changes no decision:
+- `cycle_profile`: per heart cycle, the sound's level in SYS_BINS stretches of systole and DIA_BINS of
+  diastole, and S1's and S2's peaks, in dB above the cycle's quietest stretch of diastole; the median over
+  cycles. Relative levels only, so a recording 20 dB quieter gives the same profile.
+- `rhythm_profile`: the beat-to-beat intervals, as shares of their median (level- and rate-free).
+A `Describer` (fitted by scripts/fit_describe.py on CirCor's murmur descriptions and PASCAL's extrasystoles;
+describe.json in the model bundle) turns them into words a clinician uses: CirCor's timing categories,
+grade I/VI ("soft") against II/VI and louder ("loud"), and a regular or irregular rhythm.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from .beats import FRAME_RATE
+
+SYS_BINS, DIA_BINS = 8, 6
+HOP_S = 0.005                          # the level envelope's step: systole is 60 such steps at 100 bpm
+# Three bands: S1/S2's bulk and a mitral rumble (25-100 Hz), and two of murmurs' (most are 100-400 Hz;
+# a blowing regurgitation is high, an innocent vibratory murmur lower).
+BANDS_HZ = ((25.0, 100.0), (100.0, 200.0), (200.0, 400.0))
+QUANTILES = (50, 80)                   # over cycles: the typical cycle, and the louder ones (a murmur may come and go)
+MIN_CYCLES = 3                         # fewer whole cycles and there is nothing steady to describe
+PER_BAND = ([f"sys{i}" for i in range(SYS_BINS)] + [f"dia{i}" for i in range(DIA_BINS)] + ["s1", "s2"])
+PROFILE_NAMES = [f"q{q}_{int(lo)}_{name}" for q in QUANTILES for lo, _ in BANDS_HZ for name in PER_BAND]
+TIMINGS = ("early-systolic", "mid-systolic", "late-systolic", "holosystolic", "diastolic", "systolic and diastolic")
+GRADES = ("soft", "loud")
+RHYTHMS = ("regular", "irregular")
+
+
+def band_view(profile: np.ndarray) -> np.ndarray:
+    """(len(QUANTILES), len(BANDS_HZ), len(PER_BAND)) view of a profile."""
+    return np.asarray(profile).reshape(len(QUANTILES), len(BANDS_HZ), len(PER_BAND))
+
+
+def timing_features(profile: np.ndarray) -> np.ndarray:
+    """What the timing model reads: the top band's systolic and diastolic levels, and the shape of systole
+    (each stretch against the loudest; late against early), where a decrescendo and a plateau differ."""
+    top = band_view(profile)[:, -1]
+    sys = top[:, :SYS_BINS]
+    shape = sys - sys.max(axis=1, keepdims=True)
+    slope = sys[:, -2:].mean(axis=1) - sys[:, :2].mean(axis=1)
+    return np.r_[top.ravel(), shape.ravel(), slope]
+
+
+@dataclass
+class Cycles:
+    """Whole heart cycles in envelope steps: S1 start, systole start, S2 start, diastole start, next S1 start."""
+    bounds: np.ndarray                 # (n, 5) int
+
+
+def whole_cycles(states: np.ndarray | None) -> Cycles:
+    """The cycles S1 -> systole -> S2 -> diastole -> S1 of a state sequence (FRAME_RATE frames), in HOP_S steps."""
+    if states is None or len(states) == 0:
+        return Cycles(np.zeros((0, 5), int))
+    change = np.flatnonzero(np.diff(states)) + 1
+    starts = np.r_[0, change]
+    kinds = states[starts]
+    rows = [starts[i:i + 5] for i in range(len(starts) - 4)
+            if i > 0 and tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]    # the first run may be cut by the recording's start
+    per_frame = 1.0 / (FRAME_RATE * HOP_S)
+    return Cycles((np.array(rows) * per_frame).round().astype(int) if rows else np.zeros((0, 5), int))
+
+
+@lru_cache(maxsize=8)
+def _band_filter(band: tuple, sample_rate: int) -> np.ndarray:
+    return signal.butter(4, band, "bandpass", fs=sample_rate, output="sos")
+
+
+def _levels_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Mean power per HOP_S step, in dB."""
+    hop = int(round(HOP_S * sample_rate))
+    n = len(x) // hop
+    power = np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1)
+    return 10 * np.log10(power + 1e-12)
+
+
+def _bin_means(cumsum: np.ndarray, start: np.ndarray, stop: np.ndarray, bins: int) -> np.ndarray:
+    """(cycles, bins): the mean of each of `bins` equal stretches of [start, stop), from a leading-zero cumsum."""
+    edges = start[:, None] + ((stop - start)[:, None] * np.arange(bins + 1)[None, :]) // bins
+    return (cumsum[edges[:, 1:]] - cumsum[edges[:, :-1]]) / (edges[:, 1:] - edges[:, :-1])
+
+
+def cycle_profile(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | None) -> np.ndarray | None:
+    """PROFILE_NAMES: per band, each cycle's SYS_BINS stretches of systole, DIA_BINS of diastole and the
+    peaks of S1 and S2, in dB above that cycle's quietest diastolic stretch in that band; QUANTILES over
+    the cycles. None with fewer than MIN_CYCLES whole cycles. Vectorised over cycles: ~1.5 ms for 30 s."""
+    c = whole_cycles(states).bounds
+    hop = int(round(HOP_S * sample_rate))
+    c = c[(c[:, 4] <= len(cleaned) // hop) & (c[:, 2] - c[:, 1] >= SYS_BINS) & (c[:, 4] - c[:, 3] >= DIA_BINS)]
+    if len(c) < MIN_CYCLES:
+        return None
+    parts = []
+    for band in BANDS_HZ:
+        lv = _levels_db(signal.sosfilt(_band_filter(band, sample_rate), cleaned), sample_rate)
+        cumsum = np.r_[0.0, np.cumsum(lv)]
+        sys, dia = _bin_means(cumsum, c[:, 1], c[:, 2], SYS_BINS), _bin_means(cumsum, c[:, 3], c[:, 4], DIA_BINS)
+        floor = dia.min(axis=1, keepdims=True)
+        # Peaks of S1 over [S1, systole) and of S2 over [S2, diastole): the stretches are disjoint and in order.
+        peaks = np.maximum.reduceat(lv, c[:, :4].ravel())[: 4 * len(c)].reshape(-1, 4)[:, [0, 2]]
+        parts.append(np.hstack([sys - floor, dia - floor, peaks - floor]))
+    return np.percentile(np.hstack(parts), QUANTILES, axis=0).ravel()
+
+
+def rhythm_profile(s1_times) -> np.ndarray | None:
+    """Beat intervals against their median: [largest shortening, largest lengthening, the biggest
+    short-then-long pair (an early beat and its pause), successive-difference RMS, share of intervals
+    off by over 15%]. None with fewer than 5 intervals."""
+    rr = np.diff(np.asarray(s1_times, float))
+    if len(rr) < 5:
+        return None
+    r = rr / np.median(rr)
+    pair = np.max(r[1:] - r[:-1]) if len(r) > 1 else 0.0
+    return np.array([1 - r.min(), r.max() - 1, pair, np.sqrt(np.mean(np.diff(r) ** 2)), np.mean(np.abs(r - 1) > 0.15)])
+
+
+RHYTHM_NAMES = ["shortest", "longest", "short_long", "rmssd", "off15"]
+
+
+@dataclass
+class Linear:
+    """A fitted linear scorer on standardised features: class scores = ((x - mean) / scale) @ coef.T + intercept."""
+    classes: list
+    mean: list
+    scale: list
+    coef: list
+    intercept: list
+
+    def __call__(self, x: np.ndarray) -> str:
+        z = (np.asarray(x, float) - np.asarray(self.mean)) / np.asarray(self.scale)
+        scores = np.asarray(self.coef) @ z + np.asarray(self.intercept)
+        if len(self.classes) == 2 and scores.shape == (1,):
+            return self.classes[int(scores[0] > 0)]
+        return self.classes[int(np.argmax(scores))]
+
+    @classmethod
+    def from_sklearn(cls, pipeline) -> "Linear":
+        scaler, lr = pipeline[0], pipeline[-1]
+        return cls(list(map(str, lr.classes_)), scaler.mean_.tolist(), scaler.scale_.tolist(),
+                   lr.coef_.tolist(), lr.intercept_.tolist())
+
+
+@dataclass
+class Description:
+    murmur_timing: str | None = None  # one of TIMINGS, None when not abnormal or no murmur was located
+    murmur_grade: str | None = None   # soft | loud, with a timing
+    rhythm: str | None = None         # regular | irregular; None when too few beats to tell
+
+
+@dataclass
+class Describer:
+    timing: Linear                     # systolic timing of a murmur (CirCor's categories present in training)
+    grade: Linear                      # soft | loud
+    systolic_min_db: float             # a murmur band's loudest systolic stretch at or above this: a systolic murmur
+    diastolic_min_db: list             # per band: early diastole at or above this: a diastolic murmur
+    rhythm_cut: float | None = None    # short_long pair at or above this: irregular (None: not assessed)
+    info: dict = field(default_factory=dict)
+
+    def __call__(self, profile: np.ndarray | None, rhythm: np.ndarray | None, abnormal: bool) -> Description:
+        out = Description()
+        if self.rhythm_cut is not None and rhythm is not None:
+            out.rhythm = RHYTHMS[int(rhythm[RHYTHM_NAMES.index("short_long")] >= self.rhythm_cut)]
+        if not abnormal or profile is None:
+            return out
+        typical = band_view(profile)[0]
+        systolic = typical[1:, :SYS_BINS].max() >= self.systolic_min_db
+        # early diastole (the murmur of regurgitation starts at S2) or the whole of it (a rumble), any band
+        diastolic = bool(np.any(typical[:, SYS_BINS:SYS_BINS + 2].max(axis=1) >= np.asarray(self.diastolic_min_db)))
+        if systolic:
+            out.murmur_timing = self.timing(timing_features(profile))
+        if diastolic:
+            out.murmur_timing = "systolic and diastolic" if systolic else "diastolic"
+        if out.murmur_timing is not None:
+            out.murmur_grade = self.grade(profile)
+        return out
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, indent=1)
+
+    @classmethod
+    def load(cls, path) -> "Describer":
+        d = json.loads(Path(path).read_text())
+        return cls(Linear(**d.pop("timing")), Linear(**d.pop("grade")), **d)
+
+
+def describe(prepared, describer: Describer | None, abnormal: bool) -> Description:
+    """The Description of a prepared recording (empty without a fitted describer)."""
+    if describer is None:
+        return Description()
+    # The murmur is only described for an abnormal answer: a normal one costs nothing here (~2 ms otherwise).
+    profile = cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states) if abnormal else None
+    return describer(profile, rhythm_profile(prepared.beats.s1_times), abnormal)
