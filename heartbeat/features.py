@@ -30,7 +30,7 @@ class FeatureConfig:
     sample_rate: int = SAMPLE_RATE
     band_hz: tuple[float, float] = (25.0, 400.0)
     filter_order: int = 4
-    kind: str = "mfcc"               # "mfcc" or "logmel"
+    kind: str = "mfcc"               # "mfcc", "logmel" or "pcen" (per-channel energy normalisation of the mel bands)
     n_mfcc: int = 20
     n_mels: int = 32
     n_fft: int = 256                 # 128 ms at 2 kHz: resolves murmur frequencies to ~8 Hz
@@ -60,7 +60,7 @@ class FeatureConfig:
     cycle_source: str = "viterbi"
 
     def __post_init__(self):
-        if self.kind not in ("mfcc", "logmel"):
+        if self.kind not in ("mfcc", "logmel", "pcen"):
             raise ValueError(f"unknown feature kind {self.kind!r}")
         if self.cycle_source not in ("viterbi", "posterior"):
             raise ValueError(f"unknown cycle_source {self.cycle_source!r}")
@@ -147,10 +147,28 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
+    if cfg.kind == "pcen":
+        fmap = pcen(mel, cfg)
+        return _finish(fmap, cfg, beats)
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
     if cfg.floor_db is not None:
         logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
     fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
+    return _finish(fmap, cfg, beats)
+
+
+def pcen(mel: np.ndarray, cfg: FeatureConfig, time_constant: float = 0.4) -> np.ndarray:
+    """Per-channel energy normalisation (Wang et al. 2017; Lostanlen et al. 2019): each mel band divided by
+    its own smoothed energy (an automatic gain per band, a 0.4 s memory: about one heart cycle), then
+    root-compressed. What a device adds as a slowly varying gain or tilt is divided out within the recording.
+    The recording is scaled to unit peak band energy first, so the result does not depend on its level."""
+    import librosa
+    mel = mel / max(float(mel.max()), 1e-20)
+    return librosa.pcen(mel * 2 ** 31, sr=cfg.sample_rate, hop_length=cfg.hop_length, time_constant=time_constant)
+
+
+def _finish(fmap: np.ndarray, cfg: FeatureConfig, beats: Beats | None) -> np.ndarray:
+    """The per-recording standardisation and the cycle rows, for every kind of heat map."""
     if cfg.recording_norm:
         spread = fmap.std(axis=1, keepdims=True) + 1e-6
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
