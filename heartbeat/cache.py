@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import augment
+from . import augment, murmurs
 from .audio import WIDEBAND_RATE, load_audio
-from .beats import Segmenter
+from .beats import Segmenter, find_beats
 from .features import FeatureConfig, model_input
-from .frontend import prepare
+from .frontend import clean, prepare
 from .model import DEFAULT_MODEL_DIR
 
 
@@ -45,13 +45,34 @@ def _segmenter() -> Segmenter:
     return Segmenter.load(DEFAULT_MODEL_DIR / "segmenter.json")
 
 
+def with_diastolic_murmur(kind: str, cfg: FeatureConfig, rng: np.random.Generator):
+    """"diastolic" (a random murmur), or "diastolic:KIND:GRADE": a synthetic diastolic murmur placed by the
+    segmenter's beats of the recording (murmurs.py), then another device's chain (`channel`)."""
+    _, *spec = kind.split(":")
+    murmur_kind, grade = (spec[0], int(spec[1])) if spec else (None, None)
+
+    def make(audio, rate):
+        states = find_beats(clean(audio, cfg), rate, _segmenter()).states
+        with_murmur = None if states is None else murmurs.random_murmur(audio, rate, states, rng, murmur_kind, grade)
+        if with_murmur is None:
+            raise murmurs.NoCycles
+        return AUGMENTATIONS["channel"](with_murmur, rate, rng)
+    return make
+
+
 def _featurize_one(job) -> np.ndarray:
     path, cfg, copy, seed, out, kind = job
     augment_copy = None
     if copy > 0:
         rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
-        augment_copy = lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng)  # noqa: E731
-    prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
+        augment_copy = (with_diastolic_murmur(kind, cfg, rng) if kind.startswith("diastolic") else
+                        lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng))  # noqa: E731
+    try:
+        prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
+    except murmurs.NoCycles:      # too few heart cycles to place a murmur in: no windows from this copy
+        windows = np.zeros((0, *cfg.input_shape), np.float16)
+        np.save(out, windows)
+        return windows
     windows = model_input(prepared, cfg)[0].astype(np.float16)
     np.save(out, windows)
     return windows
@@ -65,6 +86,8 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     settings = {k: v for k, v in cfg.to_dict().items() if k not in defaults or v != defaults[k]}
     key = [settings, copy, seed if copy else 0, FEATURE_VERSION]
     key = key + [augmentation] if copy and augmentation != "classic" else key
+    if copy and augmentation.startswith("diastolic"):     # the synthetic murmurs' own code is part of them
+        key.append(hashlib.sha1(Path(murmurs.__file__).read_bytes()).hexdigest())
     if cfg.cycle_states:
         key.append(hashlib.sha1((DEFAULT_MODEL_DIR / "segmenter.json").read_bytes()).hexdigest())
     key = json.dumps(key)

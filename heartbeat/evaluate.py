@@ -64,6 +64,24 @@ def _predictions(trained, test: pd.DataFrame, **extra) -> pd.DataFrame:
                          "threshold": trained.bundle.threshold, **extra})
 
 
+def synthetic_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """p_abnormal of every normal recording of `test` with a synthetic diastolic murmur of each kind and
+    grade (murmurs.py, through another device's chain), and of the same recordings clean: held out with
+    their database, so neither the device nor the recordings were heard in training."""
+    from .cache import featurize
+    from .murmurs import GRADES, KINDS
+    from .train import recording_logits
+    normals = test[test["label"] == "normal"]
+    paths = normals["path"].tolist()
+    rows = [pd.DataFrame({"path": paths, "kind": "none", "grade": 0, "p": score_table(trained, normals)})]
+    for kind in KINDS:
+        for grade in GRADES:
+            X, rec = featurize(paths, trained.bundle.features, 1, seed + 100, augmentation=f"diastolic:{kind}:{grade}")
+            z = recording_logits(trained.keras_model, X, rec, len(paths))
+            rows.append(pd.DataFrame({"path": paths, "kind": kind, "grade": grade, "p": trained.bundle.calibration(z)}))
+    return pd.concat(rows, ignore_index=True).assign(database=normals["database"].iloc[0] if len(normals) else "")
+
+
 # ------------------------------------------------------------------ protocols ----
 
 def _fold(table, tr, te, cfg, settings, log, saved: Path | None, **extra):
@@ -72,6 +90,9 @@ def _fold(table, tr, te, cfg, settings, log, saved: Path | None, **extra):
         return pd.read_csv(saved), json.loads(saved.with_suffix(".json").read_text())
     trained = train_model(table.loc[tr], cfg, settings, log=log)
     pred = _predictions(trained, table.loc[te], **extra)
+    if saved is not None and settings.diastolic and "held_out" in extra:
+        synthetic_predictions(trained, table.loc[te], settings.seed).assign(**extra).to_csv(
+            saved.with_name(f"synthetic_{extra['held_out']}.csv"), index=False)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.with_suffix(".json").write_text(json.dumps(trained.history))

@@ -34,6 +34,8 @@ RECIPES = {
     # Domain-adversarial (issue: screening sensitivity): the shipped recipe with a database-guessing head
     # behind a gradient reversal, so the pooled features stop naming the device.
     "dann": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", domain_adversarial=0.3)),
+    # Synthetic diastolic murmurs (issue: the rumble of mitral stenosis) in copies of the training normals.
+    "diastolic": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", diastolic=0.3)),
     # Per-recording normalisation that removes what a device adds: PCEN of the mel bands instead of the log.
     "pcen": (FeatureConfig(kind="pcen", norm_floor_db=0.0, cycle_states=True, cycle_source="posterior"),
              TrainSettings(augmentation="channel")),

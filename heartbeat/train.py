@@ -40,6 +40,9 @@ class TrainSettings:
     # Domain-adversarial training (Ganin et al. 2016): a head guesses each window's database from the pooled
     # features through a gradient reversal of this strength, so the trunk unlearns what names the device.
     domain_adversarial: float = 0.0
+    # Synthetic diastolic murmurs (murmurs.py) placed into a copy of every normal training recording and
+    # labelled abnormal; each copy weighs this share of its recording's own weight in the sampling.
+    diastolic: float = 0.0
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -273,15 +276,24 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
     rec_weight = sampling_weights(table, settings.balance) if settings.variant == "cnn" else np.ones(len(table))
     win_per_rec = np.bincount(rec, minlength=len(table))
+    domain = pd.factorize(table["database"], sort=True)[0]
+    y_win, w_win, d_win = y_all[rec], rec_weight[rec] / win_per_rec[rec], domain[rec]
+    if settings.diastolic:     # murmured copies of the training normals, labelled abnormal
+        normals = np.flatnonzero(in_train & (y_all == 0))
+        Xs, rs = featurize([paths[i] for i in normals], cfg, 1, settings.seed, augmentation="diastolic")
+        src = normals[rs]
+        X = np.concatenate([X, Xs])
+        y_win = np.r_[y_win, np.ones(len(rs), np.float32)]
+        w_win = np.r_[w_win, settings.diastolic * rec_weight[src] / np.bincount(rs)[rs]]
+        d_win = np.r_[d_win, domain[src]]
     yv = y_all[va]
 
     def val_auroc(model) -> float:
         from sklearn.metrics import roc_auc_score
         return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))[va]))
 
-    domain = pd.factorize(table["database"], sort=True)[0]
-    model, history = fit_windows(X, y_all[rec], rec_weight[rec] / win_per_rec[rec], cfg, settings, val_auroc,
-                                 views=_renditions(recs) if len(recs) > 1 else None, domain=domain[rec])
+    model, history = fit_windows(X, y_win, w_win, cfg, settings, val_auroc,
+                                 views=_renditions(recs) if len(recs) > 1 else None, domain=d_win)
     zv = recording_logits(model, Xv, recv, len(table))[va]
     calibration = fit_calibration(yv, zv)
     threshold = choose_threshold(yv, calibration(zv), rec_weight[va])

@@ -1,0 +1,137 @@
+"""Diastolic murmurs made from what is known of their sound, placed by the segmenter into real recordings.
+
+The shared databases hold 4 diastolic murmurs (early-diastolic, CirCor) and no mid-diastolic rumble, so a
+network trained on them alone is deaf to mitral stenosis, the hallmark of rheumatic heart disease. These
+are for training (as abnormal copies of real normal recordings) and for a held-out check; never a score of
+real disease.
+
+What each sound is, and where the description comes from:
+- Mitral stenosis (MS): an opening snap 40-120 ms after the aortic part of S2 (the shorter, the tighter the
+  valve), then a low-pitched rumble, roughly 30-100 Hz (heard with the bell at the apex), loudest early in
+  diastole and fading, with presystolic accentuation (a crescendo into S1) in sinus rhythm, none in atrial
+  fibrillation; S1 is often loud. Wood, "An appreciation of mitral stenosis", Br Med J 1954;1:1051-63 (the
+  A2-opening snap interval); Bickley, Bates' Guide to Physical Examination, 13th ed., table of diastolic
+  murmurs; Otto & Bonow, Valvular Heart Disease (Braunwald companion), ch. on mitral stenosis.
+- Aortic (and pulmonary) regurgitation (AR): a high-pitched, blowing decrescendo starting right at S2
+  (early diastolic), heard with the diaphragm along the left sternal border; mostly above ~150 Hz (its
+  energy reaches several hundred Hz: within the model's 25-400 Hz band). Bates' (ibid.); Tavel, "Cardiac
+  auscultation: a glorious past - and it does have a future!", Circulation 2006;113:1255-9.
+- Loudness: Levine's grades I-VI are heard, not measured; here grade g is a murmur whose RMS over the
+  stretch it sounds in sits GRADE_DB[g] below the RMS of S1 and S2 in the same recording (grade I barely
+  above a quiet diastole, IV nearly as loud as the heart sounds). This mapping is an assumption, chosen so
+  that grade I sits near the level of CirCor's soft systolic murmurs (describe.py: ~6-12 dB above diastole).
+- Atrial fibrillation (common with MS): the real cycles re-timed, each diastole cut or stretched at random
+  (irregularly irregular), and no presystolic accentuation.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from .beats import FRAME_RATE
+
+KINDS = ("mitral_stenosis", "aortic_regurgitation")
+
+
+class NoCycles(Exception):
+    """Too few whole heart cycles in a recording to place a murmur in."""
+
+GRADES = (1, 2, 3, 4)
+GRADE_DB = {1: -26.0, 2: -20.0, 3: -14.0, 4: -8.0}
+OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
+
+
+def _cycles(states: np.ndarray, rate: int) -> np.ndarray:
+    """(n, 5) sample indices: S1 start, systole start, S2 start, diastole start, next S1 start."""
+    change = np.flatnonzero(np.diff(states)) + 1
+    starts = np.r_[0, change]
+    kinds = states[starts]
+    rows = [starts[i:i + 5] for i in range(1, len(starts) - 4) if tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]
+    return (np.array(rows, float).reshape(-1, 5) * rate / FRAME_RATE).astype(int)
+
+
+def _band_noise(n: int, rate: int, band: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
+    sos = signal.butter(4, band, "bandpass", fs=rate, output="sos")
+    x = signal.sosfilt(sos, rng.standard_normal(n + rate // 10))[rate // 10:]     # past the filter's start-up
+    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+
+
+def irregular(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Atrial fibrillation's rhythm from a regular recording: each cycle's diastole cut or stretched (by
+    repeating its quiet middle) to 0.6-1.5 of its length, independently. Returns the audio and its cycles."""
+    pieces, out_cycles, pos = [audio[: cycles[0, 0]]], [], cycles[0, 0]
+    for s1, sy, s2, dia, end in cycles:
+        length = end - dia
+        target = max(int(length * rng.uniform(0.6, 1.5)), (end - dia) // 3)
+        mid = audio[dia + length // 4: end - length // 4] if length >= 8 else audio[dia:end]
+        head, tail = audio[dia: dia + length // 4], audio[end - length // 4: end]
+        body_len = max(target - len(head) - len(tail), 0)
+        body = np.resize(mid, body_len) if len(mid) else np.zeros(body_len)
+        cycle = np.concatenate([audio[s1:dia], head, body, tail])
+        out_cycles.append(np.array([0, sy - s1, s2 - s1, dia - s1, len(cycle)]) + pos)
+        pieces.append(cycle)
+        pos += len(cycle)
+    pieces.append(audio[cycles[-1, 4]:])
+    return np.concatenate(pieces), np.array(out_cycles)
+
+
+def add_murmur(audio: np.ndarray, rate: int, states: np.ndarray, kind: str, grade: int,
+               rng: np.random.Generator, fibrillation: bool = False) -> np.ndarray | None:
+    """`audio` (at `rate`, the model's) with a diastolic murmur in every whole cycle the segmenter found
+    (`states`, per FRAME_RATE frame, from the clean recording). None with fewer than 3 whole cycles."""
+    cycles = _cycles(states, rate)
+    cycles = cycles[cycles[:, 4] <= len(audio)]
+    if len(cycles) < 3:
+        return None
+    x = np.asarray(audio, np.float64).copy()
+    if fibrillation:
+        x, cycles = irregular(x, cycles, rng)
+    # The heart sounds' level: RMS over S1 and S2 (after the band-pass every feature starts from).
+    heart = signal.sosfilt(signal.butter(2, (25, 400), "bandpass", fs=rate, output="sos"), x)
+    sounds = np.concatenate([heart[a:b] for c in cycles for a, b in ((c[0], c[1]), (c[2], c[3]))])
+    level = np.sqrt(np.mean(sounds ** 2)) * 10 ** (GRADE_DB[grade] / 20)
+    murmur = np.zeros_like(x)
+    if kind == "mitral_stenosis":
+        if rng.random() < 0.6:                                   # a loud S1, often
+            gain = rng.uniform(1.2, 1.8)
+            for c in cycles:
+                x[c[0]:c[1]] *= gain
+        rumble_band = (rng.uniform(25, 40), rng.uniform(80, 110))
+        for s1, sy, s2, dia, end in cycles:
+            snap = s2 + int(rng.uniform(*OPENING_SNAP_S) * rate)
+            if snap >= end - int(0.1 * rate):
+                continue
+            t = np.arange(int(0.03 * rate)) / rate               # the snap: a short, sharp, higher click
+            click = np.sin(2 * np.pi * rng.uniform(100, 180) * t) * np.exp(-t / 0.008)
+            stop = min(snap + len(t), len(x))
+            murmur[snap:stop] += 2.5 * click[: stop - snap]
+            start = snap + int(0.02 * rate)
+            n = end - start
+            phase = np.linspace(0, 1, n)
+            envelope = np.clip(1.2 - phase, 0.25, 1.0)           # loudest early, fading through mid-diastole
+            if not fibrillation:                                 # presystolic accentuation into S1
+                envelope = np.maximum(envelope, np.clip((phase - 0.7) / 0.3, 0, 1) * 1.3)
+            murmur[start:end] += envelope * _band_noise(n, rate, rumble_band, rng)
+    elif kind == "aortic_regurgitation":
+        band = (rng.uniform(150, 200), rng.uniform(350, 400))
+        for s1, sy, s2, dia, end in cycles:
+            start = s2 + int(rng.uniform(0.01, 0.04) * rate)
+            n = int((end - start) * rng.uniform(0.5, 0.9))
+            attack = np.clip(np.arange(n) / (0.01 * rate), 0, 1)
+            envelope = attack * np.linspace(1, 0.05, n)          # decrescendo
+            murmur[start:start + n] += envelope * _band_noise(n, rate, band, rng)
+    else:
+        raise ValueError(f"unknown murmur {kind!r}")
+    # Scale so the murmur's RMS over the stretches it sounds in is `level` (the snap rides along).
+    active = np.abs(murmur) > 0
+    murmur *= level / (np.sqrt(np.mean(murmur[active] ** 2)) + 1e-12)
+    return (x + murmur).astype(np.float32)
+
+
+def random_murmur(audio: np.ndarray, rate: int, states: np.ndarray, rng: np.random.Generator,
+                  kind: str | None = None, grade: int | None = None) -> np.ndarray | None:
+    """A murmur of a random (or given) kind and grade: MS three times in five, with atrial fibrillation in
+    a third of those."""
+    kind = kind or ("mitral_stenosis" if rng.random() < 0.6 else "aortic_regurgitation")
+    grade = grade or int(rng.choice(GRADES))
+    return add_murmur(audio, rate, states, kind, grade, rng, fibrillation=kind == "mitral_stenosis" and rng.random() < 1 / 3)
