@@ -21,9 +21,11 @@ RHYTHM_NOT_ASSESSED = "Rhythm: not assessed by this software; feel the pulse for
 
 
 def murmur(result: dict) -> str | None:
-    """"Murmur: holosystolic (...), loud (...)" for an abnormal answer whose murmur was located, else None."""
+    """"Murmur heard: holosystolic (...), loud (...)" for an abnormal answer whose murmur was located; that
+    none was located, for another abnormal answer; None for the rest."""
     if not result.get("murmur_timing"):
-        return None
+        return ("Murmur: none located in the heart cycle (the abnormal score comes from the sound as a whole)"
+                if result.get("label") == "abnormal" else None)
     text = f"Murmur heard: {TIMING_TEXT.get(result['murmur_timing'], result['murmur_timing'])}"
     return text + (f", {GRADE_TEXT[result['murmur_grade']]}" if result.get("murmur_grade") else "")
 

@@ -46,8 +46,7 @@ def _s1_match(a, b, tol=0.06) -> float:
 
 def check_sounds(table: pd.DataFrame, model, per_database: int, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
     normals = table[(table["label"] == "normal") & (table["duration_s"] >= 6)]
-    sample = normals.groupby("database", group_keys=False).apply(
-        lambda g: g.sample(min(per_database, len(g)), random_state=seed))
+    sample = normals.sample(frac=1.0, random_state=seed).groupby("database").head(per_database)
     rng = np.random.default_rng(seed)
     rows = []
     for r in sample.itertuples():

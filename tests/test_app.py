@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -148,33 +149,34 @@ def _uploads(server) -> list[str]:
 
 
 def test_answered_recordings_leave_the_disk_at_once_under_load(server, client, recordings, tmp_module):
-    """Three clients send distinct recordings back to back for 20 s while the server's upload folder is
+    """Three clients send ten distinct recordings each, back to back, while the server's upload folder is
     watched every 10 ms: it never holds more recordings than requests in flight (one per client), and it
-    is empty the moment the last answer is back, though the queue was never idle in between."""
+    is empty the moment the last answer is back, though the queue was never idle in between. A fixed
+    number of requests, not a time window: how many fit in 20 s is the machine's speed, not custody
+    (throughput figures live in scripts/bench_app.py)."""
     import soundfile as sf
     x, sr = sf.read(recordings["wav"])
-    copies = [write(tmp_module / f"load-{i}.wav", x * (0.5 + i / 400), sr) for i in range(150)]  # distinct bytes
-    seen, answers, stop = [], [], time.time() + 20
+    copies = [write(tmp_module / f"load-{i}.wav", x * (0.5 + i / 400), sr) for i in range(30)]  # distinct bytes
+    seen, answers, done = [], [], threading.Event()
 
     def watch():
-        while time.time() < stop + 1:
+        while not done.is_set():
             seen.append(len(_uploads(server)))
             time.sleep(0.01)
 
     def send(k):
-        i = k
-        while time.time() < stop:
-            answers.append(label_of(ask(client, copies[i % len(copies)])))
-            i += 3
+        for i in range(k, len(copies), 3):
+            answers.append(label_of(ask(client, copies[i])))
 
     with ThreadPoolExecutor(4) as pool:
         watcher = pool.submit(watch)
         for f in [pool.submit(send, k) for k in range(3)]:
             f.result()
         left = _uploads(server)
+        done.set()
         watcher.result()
-    assert len(answers) >= 30 and set(answers) <= {"Normal", "Abnormal: refer"}, (len(answers), set(answers))
-    assert max(seen) <= 3, max(seen)
+    assert len(answers) == 30 and set(answers) <= {"Normal", "Abnormal: refer"}, (len(answers), set(answers))
+    assert len(seen) > 10 and max(seen) <= 3, (len(seen), max(seen))
     assert not left, left
 
 
@@ -255,6 +257,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def _answer_on_page(page) -> tuple[str, float]:
+    """The page's headline and its chance of abnormal (from the words under it)."""
+    import re
+    label = page.locator('[data-testid="label-output-value"]').inner_text()
+    chance = re.search(r"Chance the heart sound is abnormal: ([0-9.]+)%", page.locator("body").inner_text())
+    return label, float(chance.group(1)) / 100
+
+
 def test_browser_upload_and_microphone(server, data_root, tmp_module):
     need(CHROMIUM.exists(), "Debian's chromium (/usr/bin/chromium)")
     from playwright.sync_api import sync_playwright
@@ -302,24 +312,38 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
             assert page.evaluate(no_sideways)
             page.screenshot(path=str(ARTIFACTS / "browser-referral.png"), full_page=True)
 
-            # record through the (fake) microphone
+            # the recording that will play as the microphone, uploaded: the reference answer
+            page.get_by_role("button", name="Clear").first.click()
+            page.set_input_files("input[type=file]", str(mic))
+            page.wait_for_timeout(1000)
+            page.get_by_role("button", name="Check this heart sound").click()
+            page.wait_for_function("() => document.body.innerText.includes('12 s analysed')", timeout=30000)
+            uploaded = _answer_on_page(page)
+
+            # record it through the (fake) microphone
             page.get_by_role("button", name="Clear").first.click()
             page.get_by_role("button", name="Record audio").click()
             page.get_by_role("button", name="Record", exact=True).click()
-            page.wait_for_timeout(7000)
+            page.wait_for_timeout(10000)
             page.get_by_role("button", name="Stop").first.click()
             page.wait_for_timeout(1500)
             page.get_by_role("button", name="Check this heart sound").click()
-            # The upload's answer said "36 s analysed": wait for the new answer, not the old one.
+            # The upload's answer said "12 s analysed": wait for the new answer, not the old one.
             page.wait_for_function("""() => { const t = document.body.innerText;
-                return !t.includes('processing') && !t.includes('36 s analysed') &&
+                return !t.includes('processing') && !t.includes('12 s analysed') &&
                        (t.includes('s analysed') || t.includes('No usable heart sound') || t.includes('Could not judge')); }""",
                                    timeout=30000)
             text = page.locator("body").inner_text()
             page.screenshot(path=str(ARTIFACTS / "browser-microphone.png"), full_page=True)
             assert "Could not judge" not in text, text[:500]
-            assert "s analysed" in text or "No usable heart sound" in text
             assert page.evaluate(no_sideways)
+            # The browser was asked for raw audio, and granted it (speech processing off) ...
+            granted = page.evaluate("window.heartbeatMicrophone")
+            assert granted and not any(granted.get(k) for k in ("echoCancellation", "noiseSuppression",
+                                                                 "autoGainControl")), granted
+            # ... and the heart sound through the microphone gets the upload's answer.
+            recorded = _answer_on_page(page)
+            assert recorded[0] == uploaded[0] and abs(recorded[1] - uploaded[1]) <= 0.05, (uploaded, recorded)
         finally:
             browser.close()
     assert not _uploads(server)                  # deleted as each request started
@@ -360,7 +384,7 @@ def test_headline_is_the_decision_on_both_sides_of_the_cut(tmp_module, recording
         assert headline["label"] == decision, (cut, p, headline)
         assert [c["label"] for c in headline["confidences"]] == [decision]
         assert abs(headline["confidences"][0]["confidence"] - confidence) < 0.002
-        assert text.startswith(f"### {decision}\n")
+        assert decision not in text and text.startswith("- Chance the heart sound is abnormal")   # said once, above
         assert ("at or above the referral cut" in text) == (decision != "Normal"), text
 
 

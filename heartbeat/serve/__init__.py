@@ -21,7 +21,7 @@ import threading
 
 from ..model import load_model
 from .custody import Custody
-from .page import build, warm_up
+from .page import LAUNCH, build, warm_up
 from .tunnel import login, open_tunnel
 
 MAX_UPLOAD = "25mb"
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     custody = Custody(UPLOAD_DIR, GLIBC.malloc_trim if GLIBC is not None else None).start()
     demo = build(model, custody)
     demo.launch(server_name=args.host, server_port=args.port, auth=auth, max_file_size=MAX_UPLOAD,
-                show_error=False, prevent_thread_lock=True, quiet=True, state_session_capacity=SESSIONS)
+                show_error=False, prevent_thread_lock=True, quiet=True, state_session_capacity=SESSIONS, **LAUNCH)
     threading.Thread(target=warm_up, args=(model,), daemon=True, name="warm-up").start()
     print(f"heartbeat is ready on http://{args.host}:{args.port}", flush=True)
     if args.share:

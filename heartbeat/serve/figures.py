@@ -12,10 +12,23 @@ from gradio.components.plot import PlotData
 from ..frontend import Prepared
 
 
+# Drawn for a phone first (390 CSS px wide: the picture spans about 330 of them): 5 inches at DPI dots an
+# inch is 750 pixels, shown at ~0.44 CSS px each, so FONT_PT text (12 pt = 25 pixels) reads as ~11 CSS px,
+# and a 2x phone screen (660 device pixels) loses nothing. On a desktop the same picture is shown larger.
+WIDTH_IN, DPI, FONT_PT = 5.0, 150, 12
+
+
 def png(fig) -> bytes:
     out = io.BytesIO()
-    fig.savefig(out, format="png", dpi=110)
+    fig.savefig(out, format="png", dpi=DPI)
     return out.getvalue()
+
+
+def _label(ax, title: str, xlabel: str = "seconds") -> None:
+    ax.set_title(title, fontsize=FONT_PT, loc="left")
+    ax.tick_params(labelsize=FONT_PT)
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=FONT_PT)
 
 
 def shown(picture: bytes) -> PlotData:
@@ -30,7 +43,7 @@ def beats_figure(prepared: Prepared, r):
     from matplotlib.figure import Figure
     x, rate = prepared.audio, prepared.sample_rate
     duration = len(x) / rate
-    fig = Figure(figsize=(9, 2.6))
+    fig = Figure(figsize=(WIDTH_IN, 3.0))
     ax = fig.subplots()
     peak = float(np.abs(x).max()) or 1.0
     if r.windows:   # mean window score at each 0.1 s, as a background strip
@@ -43,10 +56,9 @@ def beats_figure(prepared: Prepared, r):
     ax.plot(np.arange(0, len(x), step) / rate, x[::step], lw=0.5, color="#333")
     ax.vlines(r.s1_times, -peak, peak, color="#1565c0", lw=0.8, alpha=0.8)
     ax.vlines(r.s2_times, -peak, peak, color="#00897b", lw=0.6, linestyles="--", alpha=0.8)
-    ax.set(xlabel="seconds", yticks=[], xlim=(0, duration), ylim=(-peak, peak),
-           title="Beats: blue S1, dashed green S2. Shading: how abnormal each window sounds (green low, red high)")
-    ax.title.set_fontsize(9)
-    fig.subplots_adjust(left=0.02, right=0.99, bottom=0.18, top=0.88)   # fixed: tight_layout costs 30 ms
+    ax.set(yticks=[], xlim=(0, duration), ylim=(-peak, peak))
+    _label(ax, "Beats: blue S1, dashed green S2.\nShading: how abnormal each stretch sounds\n(green low, red high)")
+    fig.subplots_adjust(left=0.03, right=0.97, bottom=0.17, top=0.72)   # fixed: tight_layout costs 30 ms
     return fig
 
 
@@ -61,7 +73,7 @@ def spectrogram_figure(prepared: Prepared, r, seconds: float = 8.0):
     f, t, power = signal.spectrogram(x, sr, nperseg=128, noverlap=112)
     band = f <= 600
     db = 10 * np.log10(power[band] + 1e-12)
-    fig = Figure(figsize=(9, 2.8))
+    fig = Figure(figsize=(WIDTH_IN, 3.6))
     strip, ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 6])
     hop = t[1] - t[0] if len(t) > 1 else 0.008                    # an image: pcolormesh costs 5x the time
     ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=db.max() - 60, vmax=db.max(),
@@ -78,9 +90,11 @@ def spectrogram_figure(prepared: Prepared, r, seconds: float = 8.0):
             strip.axvspan(s2, after, color="#c62828", alpha=0.35, lw=0)
     where = {(True, False): "Red: the murmur, in systole", (False, True): "Red: the murmur, in diastole",
              (True, True): "Red: the murmur, in systole and diastole"}.get((in_systole, in_diastole))
-    strip.set(yticks=[], title="Heart-sound band. Bars: systole (S1 to S2); the gaps: diastole. "
-              + (where + "." if where else "A murmur is energy between the beats"))
-    strip.title.set_fontsize(9)
-    ax.set(xlabel="seconds", ylabel="Hz", ylim=(20, 600), xlim=(0, len(x) / sr))
-    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.16, top=0.9, hspace=0.05)
+    strip.set(yticks=[])
+    _label(strip, "Heart-sound band. Bars: systole (S1 to S2),\ngaps: diastole. "
+           + (where + "." if where else "A murmur is energy\nbetween the beats."), xlabel="")
+    ax.set(ylim=(20, 600), xlim=(0, len(x) / sr))
+    _label(ax, "", "seconds")
+    ax.set_ylabel("Hz", fontsize=FONT_PT)
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.14, top=0.78, hspace=0.05)
     return fig

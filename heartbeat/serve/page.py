@@ -36,7 +36,9 @@ def _judged(path: str | None, model, custody: Custody) -> Judged | str:
 
 
 def explain(result: dict) -> str:
-    return "\n".join([f"### {headline(result)}"] + [f"- {line}" for line in details(result)])
+    """The supporting lines under the answer. The headline itself is shown once, by the Label above
+    (a heading here repeated it, and a phone showed it three times in one screen)."""
+    return "\n".join(f"- {line}" for line in details(result))
 
 
 def answer(path: str | None, model, custody: Custody):
@@ -72,6 +74,37 @@ def referral_link(sheet: dict | None, reference: str | None) -> str:
             "<b>Save the referral sheet</b> (PDF, one page)</a>")
 
 
+# Browsers process microphone input for speech by default: echo cancellation, noise suppression and automatic
+# gain can remove a heart sound's low thumps or pump its level. Every microphone request from the page asks
+# for the raw signal instead; the track's settings are kept on `window.heartbeatMicrophone` so a test (or a
+# curious clinician's console) can read back what the browser granted.
+RAW_MICROPHONE = """<script>
+(() => {
+  const media = navigator.mediaDevices;
+  if (!media || !media.getUserMedia || media.heartbeatRaw) return;
+  const original = media.getUserMedia.bind(media);
+  const raw = {echoCancellation: false, noiseSuppression: false, autoGainControl: false};
+  media.getUserMedia = async (constraints) => {
+    if (constraints && constraints.audio) {
+      const asked = constraints.audio === true ? {} : constraints.audio;
+      constraints = {...constraints, audio: {...asked, ...raw}};
+    }
+    const stream = await original(constraints);
+    const track = stream.getAudioTracks()[0];
+    if (track) window.heartbeatMicrophone = track.getSettings();
+    return stream;
+  };
+  media.heartbeatRaw = true;
+})();
+</script>"""
+
+
+# The answer once: the Label's heading. Its bar would print the headline a second time beside the
+# confidence; the words under it give the chance of abnormal against the cut, which is what to act on.
+CSS = "#answer .confidence-set { display: none; }"
+LAUNCH = {"head": RAW_MICROPHONE, "css": CSS}      # page settings Gradio 6 takes at launch()
+
+
 def build(model, custody: Custody) -> gr.Blocks:
     with gr.Blocks(title="heartbeat: heart-sound screening", delete_cache=(60, 120)) as demo:
         gr.Markdown("## heartbeat: heart-sound screening\nRecord 15-30 seconds with the stethoscope or phone on "
@@ -81,7 +114,7 @@ def build(model, custody: Custody) -> gr.Blocks:
         # The length limit is enforced when reading (MAX_SECONDS), with a message, not by the widget.
         audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Heart sound")
         button = gr.Button("Check this heart sound", variant="primary")
-        label = gr.Label(label="Answer", num_top_classes=1)
+        label = gr.Label(label="Answer", show_label=False, num_top_classes=1, elem_id="answer")
         explanation = gr.Markdown()
         beats_plot = gr.Plot(label="Beats and windows", show_label=False)    # its title says what it shows
         map_plot = gr.Plot(label="Heart-sound band over time", show_label=False)
