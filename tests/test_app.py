@@ -409,7 +409,9 @@ def test_the_picture_is_the_heart_band_with_systole_marked(model, table):
     strip, spectrum = figures.spectrogram_figure(prepared, result).axes
     assert spectrum.get_ylim() == (20, 600) and spectrum.get_xlim()[1] <= 8.0
     systoles = [s1 for s1 in result.s1_times if s1 < 8 and any(s1 < s2 < s1 + 0.6 for s2 in result.s2_times)]
-    assert len(systoles) >= 5 and len(strip.patches) == len(systoles)
+    # one bar per systole (a murmur heard in diastole adds shading between the bars: not counted here)
+    bars = [p for p in strip.patches if any(abs(p.get_x() - s1) < 1e-9 for s1 in systoles)]
+    assert len(systoles) >= 5 and len(bars) == len(systoles)
 
 
 def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordings):
