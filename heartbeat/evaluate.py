@@ -90,11 +90,11 @@ def _fold(table, tr, te, cfg, settings, log, saved: Path | None, **extra):
         return pd.read_csv(saved), json.loads(saved.with_suffix(".json").read_text())
     trained = train_model(table.loc[tr], cfg, settings, log=log)
     pred = _predictions(trained, table.loc[te], **extra)
-    if saved is not None and settings.diastolic and "held_out" in extra:
-        synthetic_predictions(trained, table.loc[te], settings.seed).assign(**extra).to_csv(
-            saved.with_name(f"synthetic_{extra['held_out']}.csv"), index=False)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
+        if settings.diastolic and "held_out" in extra:
+            synthetic_predictions(trained, table.loc[te], settings.seed).assign(**extra).to_csv(
+                saved.with_name(f"synthetic_{extra['held_out']}.csv"), index=False)
         saved.with_suffix(".json").write_text(json.dumps(trained.history))
         pred.to_csv(saved, index=False)            # written last: its presence means the fold is complete
     return pred, trained.history
