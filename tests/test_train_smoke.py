@@ -133,3 +133,22 @@ def test_contrastive_pretraining_pairs_renditions_and_moves_the_trunk(table, tmp
     history = T.pretrain_contrastive(model, X, views, np.ones(len(views)), settings)
     assert history[-1]["contrastive_loss"] < history[0]["contrastive_loss"]
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_training_with_synthetic_diastolic_murmurs_and_the_domain_head(table, tmp_path, monkeypatch):
+    """The murmured copies of the training normals join as abnormal windows (and the database-guessing
+    head trains beside the network); held-out synthetic predictions come for every kind and grade."""
+    from heartbeat.evaluate import synthetic_predictions
+    from heartbeat.murmurs import GRADES, KINDS
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
+    small = select(table, ["training-a", "set_b"], ["normal", "abnormal"], min_seconds=8)
+    small = small.groupby(["database", "label"]).head(4)
+    cfg = RECIPES["diastolic"][0]
+    settings = T.TrainSettings(epochs=1, windows_per_epoch=128, batch_size=32, augment_copies=0,
+                               val_fraction=0.34, seed=1, diastolic=0.3, domain_adversarial=0.3)
+    trained = T.train_model(small, cfg, settings, log=lambda *_: None)
+    murmured, _ = featurize(small[small.label == "normal"]["path"].tolist(), cfg, 1, 1, augmentation="diastolic")
+    assert len(murmured) > 0
+    test = select(table, ["training-c"], ["normal"], min_seconds=8).head(2)
+    pred = synthetic_predictions(trained, test, seed=1)
+    assert len(pred) == len(test) * (1 + len(KINDS) * len(GRADES)) and pred["p"].between(0, 1).all()
