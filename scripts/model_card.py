@@ -197,11 +197,13 @@ def main() -> int:
               "|---|---|---|---|---|"]
     lines += [f"| {name} | {m['recordings']} | {m['hr_within_5_bpm']:.3f} | {m['s1_f1']:.3f} | {m['s2_f1']:.3f} |"
               for name, m in quality["beats"].items()] + [""]
-    describe = ROOT / "reports/describe.md"
-    if describe.exists():    # scripts/fit_describe.py: its report, one heading level down
-        body = describe.read_text().split("\n", 1)[1]
-        lines += ["## What kind of abnormal: murmur timing, loudness, rhythm (`python scripts/fit_describe.py`)",
-                  body.replace("\n## ", "\n### ")]
+    for name, heading in (("describe.md", "What kind of abnormal: murmur timing, loudness, rhythm "
+                                          "(`python scripts/fit_describe.py`)"),
+                          ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)")):
+        report = ROOT / "reports" / name
+        if report.exists():    # the script's report, one heading level down
+            body = report.read_text().split("\n", 1)[1]
+            lines += [f"## {heading}", body.replace("\n### ", "\n#### ").replace("\n## ", "\n### ")]
     (ROOT / "models/MODEL_CARD.md").write_text("\n".join(lines))
     print("wrote models/MODEL_CARD.md")
     return 0
