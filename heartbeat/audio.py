@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +84,20 @@ def _looks_like_audio(head: bytes) -> bool:
     return head.startswith(_AUDIO_MAGIC) or head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
 
 
-def ffmpeg_binary() -> str:
-    """The system ffmpeg if installed, else the binary inside the imageio-ffmpeg wheel."""
+def ffmpeg_binary(encoder: str | None = None) -> str:
+    """The system ffmpeg if installed, else the binary inside the imageio-ffmpeg wheel. With `encoder`: one
+    that has it (Debian's ffmpeg decodes AMR-NB but cannot encode it; the wheel's binary can)."""
     found = shutil.which("ffmpeg")
-    if found:
+    if found and (encoder is None or encoder in _encoders(found)):
         return found
     import imageio_ffmpeg
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@lru_cache(maxsize=4)
+def _encoders(exe: str) -> frozenset:
+    out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return frozenset(line.split()[1] for line in out.splitlines() if len(line.split()) > 1 and len(line.split()[0]) == 6)
 
 
 def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,

@@ -105,7 +105,7 @@ def codec_round_trip(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.nda
     encoder, container, rates, codec_sr = CODECS[rng.integers(len(CODECS))]
     wide = resample(np.asarray(x, np.float32), sr, codec_sr)
     peak = np.abs(wide).max() + 1e-12
-    common = [ffmpeg_binary(), "-nostdin", "-hide_banner", "-v", "error"]
+    common = [ffmpeg_binary(encoder), "-nostdin", "-hide_banner", "-v", "error"]
     encoded = subprocess.run(common + ["-f", "f32le", "-ar", str(codec_sr), "-ac", "1", "-i", "pipe:",
                                        "-c:a", encoder, "-b:a", str(rng.choice(rates)), "-f", container, "pipe:"],
                              input=(wide / peak * 0.9).tobytes(), capture_output=True, check=True).stdout

@@ -83,21 +83,16 @@ def write(path: Path, audio: np.ndarray, sr: int, **kw) -> Path:
     return path
 
 
-def _has_encoder(exe: str, codec: str) -> bool:
-    out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    return any(line.split()[1:2] == [codec] for line in out.splitlines() if len(line.split()) > 1)
-
-
 def encode(ffmpeg: str, src: Path, dst: Path, *args: str) -> Path:
     """Make a test file with `ffmpeg` (the binary the product decodes with). A system ffmpeg may lack an
     encoder (Debian's has no AMR-NB encoder, though it decodes AMR-NB): then the binary inside the
     imageio-ffmpeg wheel, a dependency of the product, makes the file; the product still decodes it."""
+    from heartbeat.audio import _encoders, ffmpeg_binary
     exe = ffmpeg
     codec = args[args.index("-c:a") + 1] if "-c:a" in args else None
-    if codec and not _has_encoder(exe, codec):
-        import imageio_ffmpeg
-        exe = imageio_ffmpeg.get_ffmpeg_exe()
-        if not _has_encoder(exe, codec):
+    if codec and codec not in _encoders(exe):
+        exe = ffmpeg_binary(codec)
+        if codec not in _encoders(exe):
             pytest.skip(f"no ffmpeg here can encode {codec}")
     subprocess.run([exe, "-nostdin", "-y", "-v", "error", "-i", str(src), *args, str(dst)], check=True)
     return dst
