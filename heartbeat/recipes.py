@@ -36,6 +36,8 @@ RECIPES = {
     "dann": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", domain_adversarial=0.3)),
     # Synthetic diastolic murmurs (issue: the rumble of mitral stenosis) in copies of the training normals.
     "diastolic": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", diastolic=0.3)),
+    # ... at a third of that weight: does the specificity cost fall faster than the murmurs heard?
+    "diastolic-light": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", diastolic=0.1)),
     # Per-recording normalisation that removes what a device adds: PCEN of the mel bands instead of the log.
     "pcen": (FeatureConfig(kind="pcen", norm_floor_db=0.0, cycle_states=True, cycle_source="posterior"),
              TrainSettings(augmentation="channel")),
