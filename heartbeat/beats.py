@@ -241,6 +241,18 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
                  probs.astype(np.float32))
 
 
+def cycle_bounds(states: np.ndarray | None) -> np.ndarray:
+    """(n, 5) frame indices of each whole cycle S1 -> systole -> S2 -> diastole -> S1 in a state sequence: S1
+    start, systole start, S2 start, diastole start, next S1 start. The first run is skipped: the recording's
+    start may have cut it."""
+    if states is None or len(states) == 0:
+        return np.zeros((0, 5), int)
+    starts = np.r_[0, np.flatnonzero(np.diff(states)) + 1]
+    kinds = states[starts]
+    rows = [starts[i:i + 5] for i in range(1, len(starts) - 4) if tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]
+    return np.array(rows, int).reshape(-1, 5)
+
+
 def rate(s1_times) -> float | None:
     """Beats per minute from S1 times: the mean S1-to-S1 interval (sub-frame precise, and right for
     irregular rhythms too), leaving out gaps over half or double the median (a stretch of noise)."""

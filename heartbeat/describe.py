@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from .beats import FRAME_RATE
+from .beats import FRAME_RATE, cycle_bounds
 
 SYS_BINS, DIA_BINS = 8, 6
 HOP_S = 0.005                          # the level envelope's step: systole is 60 such steps at 100 bpm
@@ -51,23 +51,9 @@ def timing_features(profile: np.ndarray) -> np.ndarray:
     return np.r_[top.ravel(), shape.ravel(), slope]
 
 
-@dataclass
-class Cycles:
-    """Whole heart cycles in envelope steps: S1 start, systole start, S2 start, diastole start, next S1 start."""
-    bounds: np.ndarray                 # (n, 5) int
-
-
-def whole_cycles(states: np.ndarray | None) -> Cycles:
-    """The cycles S1 -> systole -> S2 -> diastole -> S1 of a state sequence (FRAME_RATE frames), in HOP_S steps."""
-    if states is None or len(states) == 0:
-        return Cycles(np.zeros((0, 5), int))
-    change = np.flatnonzero(np.diff(states)) + 1
-    starts = np.r_[0, change]
-    kinds = states[starts]
-    rows = [starts[i:i + 5] for i in range(len(starts) - 4)
-            if i > 0 and tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]    # the first run may be cut by the recording's start
-    per_frame = 1.0 / (FRAME_RATE * HOP_S)
-    return Cycles((np.array(rows) * per_frame).round().astype(int) if rows else np.zeros((0, 5), int))
+def whole_cycles(states: np.ndarray | None) -> np.ndarray:
+    """beats.cycle_bounds in HOP_S steps (FRAME_RATE frames are 20 ms: four steps each)."""
+    return cycle_bounds(states) * round(1.0 / (FRAME_RATE * HOP_S))
 
 
 @lru_cache(maxsize=8)
@@ -93,7 +79,7 @@ def cycle_profile(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | No
     """PROFILE_NAMES: per band, each cycle's SYS_BINS stretches of systole, DIA_BINS of diastole and the
     peaks of S1 and S2, in dB above that cycle's quietest diastolic stretch in that band; QUANTILES over
     the cycles. None with fewer than MIN_CYCLES whole cycles. Vectorised over cycles: ~1.5 ms for 30 s."""
-    c = whole_cycles(states).bounds
+    c = whole_cycles(states)
     hop = int(round(HOP_S * sample_rate))
     c = c[(c[:, 4] <= len(cleaned) // hop) & (c[:, 2] - c[:, 1] >= SYS_BINS) & (c[:, 4] - c[:, 3] >= DIA_BINS)]
     if len(c) < MIN_CYCLES:

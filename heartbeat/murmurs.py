@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from .beats import FRAME_RATE
+from .beats import FRAME_RATE, cycle_bounds
 
 KINDS = ("mitral_stenosis", "aortic_regurgitation")
 
@@ -43,11 +43,7 @@ OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
 
 def _cycles(states: np.ndarray, rate: int) -> np.ndarray:
     """(n, 5) sample indices: S1 start, systole start, S2 start, diastole start, next S1 start."""
-    change = np.flatnonzero(np.diff(states)) + 1
-    starts = np.r_[0, change]
-    kinds = states[starts]
-    rows = [starts[i:i + 5] for i in range(1, len(starts) - 4) if tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]
-    return (np.array(rows, float).reshape(-1, 5) * rate / FRAME_RATE).astype(int)
+    return cycle_bounds(states) * (rate // FRAME_RATE)
 
 
 def _band_noise(n: int, rate: int, band: tuple[float, float], rng: np.random.Generator) -> np.ndarray:

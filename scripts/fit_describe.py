@@ -47,7 +47,7 @@ def _profile_one(job):
     except AudioError:
         return None, None, None
     profile = D.cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
-    return profile, D.rhythm_profile(prepared.beats.s1_times), len(D.whole_cycles(prepared.beats.states).bounds)
+    return profile, D.rhythm_profile(prepared.beats.s1_times), len(D.whole_cycles(prepared.beats.states))
 
 
 def profiles(table: pd.DataFrame, model_dir: Path, workers: int = 2) -> pd.DataFrame:
