@@ -1,14 +1,16 @@
 """What kind of abnormal: when in the cycle the murmur sounds, how loud it is, and whether the rhythm is regular.
 
 Read off what the front end already found (frontend.Prepared: the cleaned sound and the segmenter's
-S1 / systole / S2 / diastole states), so it costs a fraction of a millisecond and changes no decision:
-- `cycle_profile`: per heart cycle, the sound's level in SYS_BINS stretches of systole and DIA_BINS of
-  diastole, and S1's and S2's peaks, in dB above the cycle's quietest stretch of diastole; the median over
+S1 / systole / S2 / diastole states), so it changes no decision; ~2 ms for an abnormal 30 s recording, nothing
+for a normal one:
+- `cycle_profile`: per heart cycle and band, the sound's level in SYS_BINS stretches of systole and DIA_BINS
+  of diastole, and S1's and S2's peaks, in dB above the cycle's quietest stretch of diastole; QUANTILES over
   cycles. Relative levels only, so a recording 20 dB quieter gives the same profile.
 - `rhythm_profile`: the beat-to-beat intervals, as shares of their median (level- and rate-free).
-A `Describer` (fitted by scripts/fit_describe.py on CirCor's murmur descriptions and PASCAL's extrasystoles;
-describe.json in the model bundle) turns them into words a clinician uses: CirCor's timing categories,
-grade I/VI ("soft") against II/VI and louder ("loud"), and a regular or irregular rhythm.
+A `Describer` (fitted by scripts/fit_describe.py on CirCor's murmur descriptions; describe.json in the model
+bundle) turns them into words a clinician uses: CirCor's timing categories and grade I/VI ("soft") against
+II/VI and louder ("loud"). Rhythm has no fitted cut (reports/describe.md: the beats miss early beats), so it
+is not said.
 """
 from __future__ import annotations
 
@@ -34,6 +36,9 @@ PROFILE_NAMES = [f"q{q}_{int(lo)}_{name}" for q in QUANTILES for lo, _ in BANDS_
 TIMINGS = ("early-systolic", "mid-systolic", "late-systolic", "holosystolic", "diastolic", "systolic and diastolic")
 GRADES = ("soft", "loud")
 RHYTHMS = ("regular", "irregular")
+# Where in the cycle each timing sounds: (in systole, in diastole); the page marks those phases.
+PHASES = {"early-systolic": (True, False), "mid-systolic": (True, False), "late-systolic": (True, False),
+          "holosystolic": (True, False), "diastolic": (False, True), "systolic and diastolic": (True, True)}
 
 
 def band_view(profile: np.ndarray) -> np.ndarray:
@@ -78,7 +83,7 @@ def _bin_means(cumsum: np.ndarray, start: np.ndarray, stop: np.ndarray, bins: in
 def cycle_profile(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | None) -> np.ndarray | None:
     """PROFILE_NAMES: per band, each cycle's SYS_BINS stretches of systole, DIA_BINS of diastole and the
     peaks of S1 and S2, in dB above that cycle's quietest diastolic stretch in that band; QUANTILES over
-    the cycles. None with fewer than MIN_CYCLES whole cycles. Vectorised over cycles: ~1.5 ms for 30 s."""
+    the cycles. None with fewer than MIN_CYCLES whole cycles. Vectorised over cycles: ~2 ms for 30 s."""
     c = whole_cycles(states)
     hop = int(round(HOP_S * sample_rate))
     c = c[(c[:, 4] <= len(cleaned) // hop) & (c[:, 2] - c[:, 1] >= SYS_BINS) & (c[:, 4] - c[:, 3] >= DIA_BINS)]
@@ -104,8 +109,7 @@ def rhythm_profile(s1_times) -> np.ndarray | None:
     if len(rr) < 5:
         return None
     r = rr / np.median(rr)
-    pair = np.max(r[1:] - r[:-1]) if len(r) > 1 else 0.0
-    return np.array([1 - r.min(), r.max() - 1, pair, np.sqrt(np.mean(np.diff(r) ** 2)), np.mean(np.abs(r - 1) > 0.15)])
+    return np.array([1 - r.min(), r.max() - 1, np.max(np.diff(r)), np.sqrt(np.mean(np.diff(r) ** 2)), np.mean(np.abs(r - 1) > 0.15)])
 
 
 RHYTHM_NAMES = ["shortest", "longest", "short_long", "rmssd", "off15"]
@@ -138,7 +142,7 @@ class Linear:
 class Description:
     murmur_timing: str | None = None  # one of TIMINGS, None when not abnormal or no murmur was located
     murmur_grade: str | None = None   # soft | loud, with a timing
-    rhythm: str | None = None         # regular | irregular; None when too few beats to tell
+    rhythm: str | None = None         # regular | irregular; None: not assessed, or too few beats to tell
 
 
 @dataclass
@@ -169,8 +173,7 @@ class Describer:
         return out
 
     def to_json(self) -> str:
-        d = asdict(self)
-        return json.dumps(d, indent=1)
+        return json.dumps(asdict(self), indent=1)
 
     @classmethod
     def load(cls, path) -> "Describer":

@@ -68,17 +68,14 @@ def synthetic_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFram
     """p_abnormal of every normal recording of `test` with a synthetic diastolic murmur of each kind and
     grade (murmurs.py, through another device's chain), and of the same recordings clean: held out with
     their database, so neither the device nor the recordings were heard in training."""
-    from .cache import featurize
     from .murmurs import GRADES, KINDS
-    from .train import recording_logits
     normals = test[test["label"] == "normal"]
     paths = normals["path"].tolist()
     rows = [pd.DataFrame({"path": paths, "kind": "none", "grade": 0, "p": score_table(trained, normals)})]
     for kind in KINDS:
         for grade in GRADES:
-            X, rec = featurize(paths, trained.bundle.features, 1, seed + 100, augmentation=f"diastolic:{kind}:{grade}")
-            z = recording_logits(trained.keras_model, X, rec, len(paths))
-            rows.append(pd.DataFrame({"path": paths, "kind": kind, "grade": grade, "p": trained.bundle.calibration(z)}))
+            p = score_table(trained, normals, 1, seed + 100, augmentation=f"diastolic:{kind}:{grade}")
+            rows.append(pd.DataFrame({"path": paths, "kind": kind, "grade": grade, "p": p}))
     return pd.concat(rows, ignore_index=True).assign(database=normals["database"].iloc[0] if len(normals) else "")
 
 

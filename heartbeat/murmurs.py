@@ -31,14 +31,13 @@ from scipy import signal
 from .beats import FRAME_RATE, cycle_bounds
 
 KINDS = ("mitral_stenosis", "aortic_regurgitation")
+GRADES = (1, 2, 3, 4)
+GRADE_DB = {1: -26.0, 2: -20.0, 3: -14.0, 4: -8.0}
+OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
 
 
 class NoCycles(Exception):
     """Too few whole heart cycles in a recording to place a murmur in."""
-
-GRADES = (1, 2, 3, 4)
-GRADE_DB = {1: -26.0, 2: -20.0, 3: -14.0, 4: -8.0}
-OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
 
 
 def _cycles(states: np.ndarray, rate: int) -> np.ndarray:
@@ -58,7 +57,7 @@ def irregular(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -
     pieces, out_cycles, pos = [audio[: cycles[0, 0]]], [], cycles[0, 0]
     for s1, sy, s2, dia, end in cycles:
         length = end - dia
-        target = max(int(length * rng.uniform(0.6, 1.5)), (end - dia) // 3)
+        target = max(int(length * rng.uniform(0.6, 1.5)), length // 3)
         mid = audio[dia + length // 4: end - length // 4] if length >= 8 else audio[dia:end]
         head, tail = audio[dia: dia + length // 4], audio[end - length // 4: end]
         body_len = max(target - len(head) - len(tail), 0)

@@ -304,7 +304,9 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
     return Trained(model, Bundle(cfg, calibration, threshold, info), history)
 
 
-def score_table(trained: Trained, table: pd.DataFrame) -> np.ndarray:
-    """Calibrated p_abnormal for each row of `table` (NaN where the recording is shorter than a window)."""
-    X, rec = featurize(table["path"].tolist(), trained.bundle.features, 0)
+def score_table(trained: Trained, table: pd.DataFrame, copy: int = 0, seed: int = 0,
+                augmentation: str = "classic") -> np.ndarray:
+    """Calibrated p_abnormal for each row of `table` (NaN where the recording is shorter than a window, or
+    has no windows in that copy); `copy` > 0: an augmented copy (cache.featurize), e.g. a synthetic murmur's."""
+    X, rec = featurize(table["path"].tolist(), trained.bundle.features, copy, seed, augmentation=augmentation)
     return trained.bundle.calibration(recording_logits(trained.keras_model, X, rec, len(table)))

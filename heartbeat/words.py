@@ -55,7 +55,8 @@ def details(result: dict) -> list[str]:
     """The answer's supporting lines, plain text, in the order a clinician reads them."""
     if result["label"] == "no_heartbeat":
         return [f"No usable heart sound: {result['quality_reason']}.", RECORD_AGAIN]
-    lines = [chance(result)] + ([murmur(result)] if murmur(result) else []) + [
+    heard = murmur(result)
+    lines = [chance(result)] + ([heard] if heard else []) + [
              "Heart rate: " + (f"{result['heart_rate_bpm']:.0f} bpm" if result.get("heart_rate_bpm")
                                else "not steady enough to count"),
              f"Rhythm: {result['rhythm']}" if result.get("rhythm") else RHYTHM_NOT_ASSESSED,

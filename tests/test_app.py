@@ -301,6 +301,9 @@ def test_browser_upload_and_microphone(server, data_root, tmp_module):
             no_sideways = "document.documentElement.scrollWidth <= window.innerWidth"
             assert page.evaluate(no_sideways), page.evaluate("document.documentElement.scrollWidth")
             page.screenshot(path=str(ARTIFACTS / "browser-upload.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 900})       # the same answer on a desktop
+            page.screenshot(path=str(ARTIFACTS / "browser-desktop.png"), full_page=True)
+            page.set_viewport_size({"width": 390, "height": 844})
 
             # the referral sheet: a PDF inside the page
             page.get_by_placeholder("printed on the referral sheet only; never stored").fill("Bed 4")

@@ -9,6 +9,7 @@ import io
 import numpy as np
 from gradio.components.plot import PlotData
 
+from ..describe import PHASES
 from ..frontend import Prepared
 
 
@@ -79,8 +80,7 @@ def spectrogram_figure(prepared: Prepared, r, seconds: float = 8.0):
     ax.imshow(db, aspect="auto", origin="lower", cmap="magma", vmin=db.max() - 60, vmax=db.max(),
               extent=(t[0] - hop / 2, t[-1] + hop / 2, f[0], f[band][-1]), interpolation="nearest")
     # Where the murmur was located (describe.py), in red: systole, diastole or both.
-    timing = r.murmur_timing or ""
-    in_systole, in_diastole = timing.endswith("systolic") or "systolic and" in timing, "diastolic" in timing
+    in_systole, in_diastole = PHASES.get(r.murmur_timing, (False, False))
     for s1, after in zip(r.s1_times, list(r.s1_times[1:]) + [None]):   # systole: each S1 to its S2
         s2 = next((s for s in r.s2_times if s1 < s < s1 + 0.6), None)
         if s2 is None or s1 >= seconds:
