@@ -30,7 +30,9 @@ class FeatureConfig:
     sample_rate: int = SAMPLE_RATE
     band_hz: tuple[float, float] = (25.0, 400.0)
     filter_order: int = 4
-    kind: str = "mfcc"               # "mfcc", "logmel" or "pcen" (per-channel energy normalisation of the mel bands)
+    # "mfcc", "logmel", "pcen" (per-channel energy normalisation of the mel bands) or "logmel+pcen" (both,
+    # stacked: the log-mel's ranking with PCEN's device-free gain)
+    kind: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 32
     n_fft: int = 256                 # 128 ms at 2 kHz: resolves murmur frequencies to ~8 Hz
@@ -60,7 +62,7 @@ class FeatureConfig:
     cycle_source: str = "viterbi"
 
     def __post_init__(self):
-        if self.kind not in ("mfcc", "logmel", "pcen"):
+        if self.kind not in ("mfcc", "logmel", "pcen", "logmel+pcen"):
             raise ValueError(f"unknown feature kind {self.kind!r}")
         if self.cycle_source not in ("viterbi", "posterior"):
             raise ValueError(f"unknown cycle_source {self.cycle_source!r}")
@@ -68,7 +70,7 @@ class FeatureConfig:
 
     @property
     def n_coeffs(self) -> int:
-        return self.n_mfcc if self.kind == "mfcc" else self.n_mels
+        return {"mfcc": self.n_mfcc, "logmel+pcen": 2 * self.n_mels}.get(self.kind, self.n_mels)
 
     @property
     def state_rows(self) -> int:
@@ -148,11 +150,12 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
     if cfg.kind == "pcen":
-        fmap = pcen(mel, cfg)
-        return _finish(fmap, cfg, beats)
+        return _finish(pcen(mel, cfg), cfg, beats)
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
     if cfg.floor_db is not None:
         logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
+    if cfg.kind == "logmel+pcen":
+        return _finish(np.vstack([logmel, pcen(mel, cfg)]), cfg, beats)
     fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
     return _finish(fmap, cfg, beats)
 

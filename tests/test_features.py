@@ -51,7 +51,7 @@ def test_windows_cover_the_recording(n, window, hop):
         assert starts[0] == 0 and starts[-1] + window == n and np.all(np.diff(starts) <= hop)
 
 
-@pytest.mark.parametrize("kind", ["mfcc", "logmel"])
+@pytest.mark.parametrize("kind", ["mfcc", "logmel", "pcen", "logmel+pcen"])
 def test_extract_shapes_and_times(kind):
     cfg = FeatureConfig(kind=kind)
     x = heartlike(seconds=10, sr=cfg.sample_rate).astype(np.float32)
@@ -72,6 +72,15 @@ def test_recording_norm_removes_a_fixed_channel_response():
     # Differences in units of each coefficient's own spread within the recording.
     raw_diff = (np.abs(raw[0] - raw[1]) / raw[0].std(axis=1, keepdims=True)).mean()
     assert np.abs(normed[0] - normed[1]).mean() < 0.3 * raw_diff
+
+
+@pytest.mark.parametrize("kind", ["pcen", "logmel+pcen"])
+def test_pcen_rows_do_not_move_with_the_level(kind):
+    # PCEN scales the recording to unit peak band energy first: 20 dB quieter, the same heat map.
+    cfg = FeatureConfig(kind=kind, floor_db=50.0, norm_floor_db=0.0)
+    x = clean(heartlike(seconds=10, sr=2000).astype(np.float32), cfg)
+    # (a few hundredths of a spread where a band is near empty: float32 rounding, not level)
+    np.testing.assert_allclose(feature_map(0.1 * x, cfg), feature_map(x, cfg), atol=0.05)
 
 
 def test_same_audio_same_features():
