@@ -129,10 +129,12 @@ def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,
     if not np.isfinite(audio).all():
         raise InvalidSamplesError("The recording contains invalid sample values (NaN or infinity); "
                                   "the file was written incorrectly. Please export or record it again.")
-    audio = audio.mean(axis=1) if audio.ndim == 2 else audio          # any channel count -> mono
+    if audio.ndim == 2:      # any channel count -> mono (one channel: a view, no copy)
+        audio = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
     # DC offset removed: no heart sound is at 0 Hz, and an offset is a device signature (training-b and -e
-    # carry one up to 3x their RMS) that the resampler and band-pass turn into clicks at the ends.
-    audio = audio - audio.mean(dtype=np.float64)
+    # carry one up to 3x their RMS) that the resampler and band-pass turn into clicks at the ends. The mean
+    # is summed in double; the samples stay single (a double copy of a 44.1 kHz file cost more than decoding).
+    audio = np.ascontiguousarray(audio, dtype=np.float32) - np.float32(audio.mean(dtype=np.float64))
     audio = resample(audio, rate, sr)
     duration = len(audio) / sr
     if duration < min_seconds:
