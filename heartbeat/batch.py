@@ -14,7 +14,7 @@ from tqdm import tqdm
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mp4", ".mov",
                   ".3gp", ".amr"}
 CSV_COLUMNS = ["path", "label", "confidence", "p_abnormal", "threshold", "heart_rate_bpm", "quality", "quality_score",
-               "quality_reason", "caution", "duration_s", "murmur_timing", "murmur_grade", "rhythm", "error", "error_code"]
+               "quality_reason", "caution", "duration_s", "murmur_timing", "murmur_grade", "rhythm", "artifact_heard", "error", "error_code"]
 
 
 def find_audio(inputs: Iterable[str]) -> list[str]:
@@ -79,7 +79,7 @@ def _to_parquet(out: Path) -> None:
     import pandas as pd
     rows = [json.loads(line) for line in _partial(out).read_text().splitlines() if line.strip()]
     new = pd.DataFrame(rows)
-    for column in ("windows", "s1_times", "s2_times"):       # lists as JSON text: one flat table
+    for column in ("windows", "s1_times", "s2_times", "set_aside"):       # lists as JSON text: one flat table
         if column in new:
             new[column] = new[column].map(lambda v: json.dumps(v) if isinstance(v, list) else None)
     table = pd.concat([pd.read_parquet(out), new], ignore_index=True) if out.exists() else new

@@ -18,6 +18,7 @@ import numpy as np
 
 from .features import FeatureConfig
 from .beats import Segmenter
+from .artifacts import ArtifactDetector
 from .describe import Describer
 from .quality import QualityGate
 
@@ -141,6 +142,7 @@ class Bundle:
 
 PARTS = ("model.tflite", "bundle.json", "segmenter.json", "quality.json")
 DESCRIBER = "describe.json"   # optional: a bundle without it answers without murmur timing and loudness
+ARTIFACTS = "artifacts.json"  # optional: a bundle without it judges every window (no speech or handling set aside)
 
 
 def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Path = DEFAULT_MODEL_DIR) -> Path:
@@ -154,7 +156,7 @@ def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Pat
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     (out / "model.tflite").write_bytes(converter.convert())
     (out / "bundle.json").write_text(bundle.to_json())
-    for part in ("segmenter.json", "quality.json", DESCRIBER):
+    for part in ("segmenter.json", "quality.json", DESCRIBER, ARTIFACTS):
         if not (out / part).exists() and (Path(gate_from) / part).exists():
             shutil.copy(Path(gate_from) / part, out / part)
     return out
@@ -164,11 +166,12 @@ class HeartModel:
     """A loaded bundle: scores windows with LiteRT and turns window scores into a calibrated probability."""
 
     def __init__(self, tflite_path: Path, bundle: Bundle, segmenter: Segmenter, quality: QualityGate,
-                 describer: Describer | None = None):
+                 describer: Describer | None = None, artifacts: ArtifactDetector | None = None):
         self.bundle = bundle
         self.segmenter = segmenter
         self.quality = quality
         self.describer = describer
+        self.artifacts = artifacts
         self.features = bundle.features
         self._tflite = str(tflite_path)
         # An interpreter is not thread-safe (the app judges two requests at once, and a shared one raised
@@ -213,4 +216,5 @@ def load_model(path: str | Path | None = None) -> HeartModel:
         raise FileNotFoundError(f"No complete model bundle in {folder}: {', '.join(missing)} missing")
     return HeartModel(folder / "model.tflite", Bundle.from_json((folder / "bundle.json").read_text()),
                       Segmenter.load(folder / "segmenter.json"), QualityGate.load(folder / "quality.json"),
-                      Describer.load(folder / DESCRIBER) if (folder / DESCRIBER).exists() else None)
+                      Describer.load(folder / DESCRIBER) if (folder / DESCRIBER).exists() else None,
+                      ArtifactDetector.load(folder / ARTIFACTS) if (folder / ARTIFACTS).exists() else None)

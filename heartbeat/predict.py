@@ -11,6 +11,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
+import numpy as np
+
+from .artifacts import screen
 from .audio import WIDEBAND_RATE, AudioError, load_audio
 from .describe import describe
 from .features import model_input
@@ -41,6 +44,8 @@ class Result:
     murmur_timing: str | None = None  # describe.TIMINGS; None unless abnormal with a murmur located in the cycle
     murmur_grade: str | None = None   # soft (grade I/VI) | loud (II/VI or louder), with a timing
     rhythm: str | None = None         # regular | irregular; None: not assessed (scripts/fit_describe.py says why)
+    set_aside: list[dict] = field(default_factory=list)   # start_s, end_s of stretches left out (artifacts.py)
+    artifact_heard: str | None = None  # what was heard in them: speech, knocks or bumps, ...
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,18 +61,44 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     if not quality.usable:
         return Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
     batch, starts = model_input(prepared, cfg)
+    screened = screen(prepared, cfg, model.artifacts)
+    keep = screened.keep if screened.keep is not None else np.ones(len(starts), bool)
+    aside = dict(set_aside=stretches(starts[~keep], cfg.window_s), artifact_heard=screened.heard)
+    if not screened.enough:     # too little clean sound left to judge: record again, saying what was heard
+        reason = f"{screened.heard} covered the heart sounds in most of the recording"
+        return Result("no_heartbeat", 1.0, None, heart_rate_bpm=None, **aside,
+                      **(common | dict(quality="unusable", quality_reason=reason, caution=None)))
     logits = model.window_logits(batch)
-    p = model.p_abnormal(logits)
+    p = model.p_abnormal(logits[keep])
     label = "abnormal" if p >= model.bundle.threshold else "normal"
     per_window = model.bundle.calibration(logits)
     beats = prepared.beats
     kind = describe(prepared, model.describer, label == "abnormal")
+    if screened.heard:
+        note = f"{screened.heard} heard in part of the recording: that part was left out"
+        common["caution"] = note if common["caution"] is None else f"{common['caution']}; {note}"
+        # An abnormal answer from a recording that held artifacts is never called good: what the detector
+        # missed next to what it found may have raised the score (an extra referral, said with a caution).
+        if label == "abnormal":
+            common["quality"] = "noisy"
     return Result(label, round(p if label == "abnormal" else 1 - p, 3), round(p, 3),
                   murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,
-                  heart_rate_bpm=beats.heart_rate_bpm, **common,
+                  heart_rate_bpm=beats.heart_rate_bpm, **common, **aside,
                   windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
-                            "p_abnormal": round(float(q), 3)} for s, q in zip(starts, per_window)],
+                            "p_abnormal": round(float(q), 3), "set_aside": not bool(k)}
+                           for s, q, k in zip(starts, per_window, keep)],
                   s1_times=beats.s1_times, s2_times=beats.s2_times)
+
+
+def stretches(starts, window_s: float) -> list[dict]:
+    """Overlapping windows starting at `starts` merged into the stretches of time they cover."""
+    out: list[dict] = []
+    for s in sorted(float(t) for t in starts):
+        if out and s <= out[-1]["end_s"] + 0.1:      # touching (window starts fall on 40 ms frames)
+            out[-1]["end_s"] = round(s + window_s, 2)
+        else:
+            out.append({"start_s": round(s, 2), "end_s": round(s + window_s, 2)})
+    return out
 
 
 def classify(wideband, model: HeartModel) -> Result:

@@ -16,7 +16,7 @@ cut live in the model bundle (quality.json), as plain JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,8 +39,12 @@ MEASUREMENTS = ("periodicity", "cycle_fit", "contrast_db", "heart_band", "flatne
 # Constraints keep the trees from carving pockets of "heart" where no heart sound could be, which is what
 # generalises to kinds of audio never heard in fitting.
 MONOTONIC = {"periodicity": 1, "cycle_fit": 1, "heart_band": 1, "flatness": -1, "peakiness": -1, "voicing": -1}
-# What a measurement means for a clinician when it is what failed the recording. Tonality feeds the
-# trees but makes a poor explanation, so it never names the reason.
+# What a measurement means for a clinician when it is what failed the recording, and which way it must lie
+# from real heart recordings to mean that (+1: above them, -1: below). Tonality feeds the trees but makes a
+# poor explanation, so it never names the reason.
+CAUSE_SIDE = {"periodicity": -1, "cycle_fit": -1, "contrast_db": -1, "heart_band": -1, "flatness": 1, "peakiness": 1,
+              "impulsiveness": -1, "voicing": 1}
+SPECIFIC = ("flatness", "peakiness", "voicing", "heart_band")     # they name what to change
 EXPLANATIONS = {
     "periodicity": "no steady heart rhythm was found",
     "cycle_fit": "no heart sounds (S1 and S2 in a steady cycle) were found",
@@ -54,6 +58,13 @@ EXPLANATIONS = {
 REASONS = {"silent": "the recording is silent in the heart-sound range: place the stethoscope or microphone "
                      "firmly on the chest",
            "clipped": "the recording is overdriven (clipping): lower the input volume and record again"}
+# The cause each reason names, in the six a clinician can act on (and clipping): what the gate's report and
+# tests hold each non-heart kind's reasons to.
+CAUSES = {EXPLANATIONS["periodicity"]: "no heart sounds", EXPLANATIONS["cycle_fit"]: "no heart sounds",
+          EXPLANATIONS["impulsiveness"]: "no heart sounds", EXPLANATIONS["contrast_db"]: "noise",
+          EXPLANATIONS["flatness"]: "noise", EXPLANATIONS["heart_band"]: "sound above the heart band",
+          EXPLANATIONS["voicing"]: "speech or music", EXPLANATIONS["peakiness"]: "tone or hum",
+          REASONS["silent"]: "silence", REASONS["clipped"]: "clipping"}
 NOISY_CAUTION = "noisy recording: judge with caution, record again if you can"
 # Noisy: S1 and S2 stand less than 6 dB (twice the amplitude) above the sound of diastole. A stated cut,
 # not a fitted one: the databases' own noise labels are too weak to fit it on (reports/quality_gate.md).
@@ -84,22 +95,28 @@ def _highpass(sample_rate: int) -> np.ndarray:
     return signal.butter(4, 90, "highpass", fs=sample_rate, output="sos")
 
 
-def voicing(audio: np.ndarray, sample_rate: int) -> float:
-    """How voiced the louder half of the recording is: per 60 ms frame, the highest normalised
-    autocorrelation at a pitch of 100-300 Hz (lags of 3.3-10 ms). Speech and music repeat at their pitch
-    within a frame; heart sounds are transients whose low ring sits at longer lags."""
-    n = int(0.06 * sample_rate)
+VOICING_FRAME_S = 0.06     # a frame of the voicing measure: 6-18 periods of a 100-300 Hz voice
+
+
+def frame_voicing(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per 60 ms frame: the highest normalised autocorrelation at a pitch of 100-300 Hz (lags of 3.3-10 ms),
+    and the frame's energy. Speech and music repeat at their pitch within a frame; heart sounds are
+    transients whose low ring sits at longer lags (the audio is high-passed at 90 Hz first)."""
+    n = int(VOICING_FRAME_S * sample_rate)
     audio = signal.sosfiltfilt(_highpass(sample_rate), audio)    # above the heart sounds' low ring
     frames = audio[: len(audio) // n * n].reshape(-1, n)
     frames = frames - frames.mean(axis=1, keepdims=True)
     energy = np.sum(frames ** 2, axis=1)
-    loud = frames[energy >= np.median(energy)]
-    if not len(loud):
-        return 0.0
-    spectrum = np.fft.rfft(loud, 2 * n, axis=1)
-    ac = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :n]
+    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, 2 * n, axis=1)) ** 2, axis=1)[:, :n]
     lo, hi = int(sample_rate / 300), int(sample_rate / 100) + 1
-    return float(np.median(ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12)))
+    return ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12), energy
+
+
+def voicing(audio: np.ndarray, sample_rate: int) -> float:
+    """How voiced the louder half of the recording is: the median of frame_voicing over its louder frames."""
+    voiced, energy = frame_voicing(audio, sample_rate)
+    loud = voiced[energy >= np.median(energy)] if len(energy) else voiced
+    return float(np.median(loud)) if len(loud) else 0.0
 
 
 def measure(prepared: Prepared) -> dict:
@@ -137,14 +154,32 @@ class Trees:
     baseline: float
 
     def prob(self, x) -> float:
-        raw = self.baseline
-        for tree in self.nodes:
-            i = 0
-            while not tree[i][5]:
-                feature, threshold, left, right = tree[i][:4]
-                i = left if x[feature] <= threshold else right
-            raw += tree[i][4]
-        return float(1 / (1 + np.exp(-raw)))
+        return float(self.probs(np.asarray(x, np.float64)[None, :])[0])
+
+    def probs(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities for the rows of X, every tree and row walked at once (one numpy step per level:
+        the artifact detector scores all of a recording's windows in well under a millisecond)."""
+        feature, threshold, left, right, value, leaf = self._arrays
+        X = np.asarray(X, np.float64)
+        trees = np.arange(feature.shape[0])[None, :]
+        at = np.zeros((len(X), feature.shape[0]), int)          # each row's node in each tree
+        while not leaf[trees, at].all():
+            go_left = X[np.arange(len(X))[:, None], feature[trees, at]] <= threshold[trees, at]
+            at = np.where(leaf[trees, at], at, np.where(go_left, left[trees, at], right[trees, at]))
+        return 1 / (1 + np.exp(-(self.baseline + value[trees, at].sum(axis=1))))
+
+    @property
+    def _arrays(self):
+        """The nodes as padded (trees, nodes) arrays, made once."""
+        if not hasattr(self, "_cache"):
+            width = max(len(t) for t in self.nodes)
+            table = np.zeros((len(self.nodes), width, 6))
+            table[:, :, 5] = 1                                  # padding: leaves of value 0, never reached
+            for i, tree in enumerate(self.nodes):
+                table[i, : len(tree)] = tree
+            self._cache = (table[..., 0].astype(int), table[..., 1], table[..., 2].astype(int),
+                           table[..., 3].astype(int), table[..., 4], table[..., 5].astype(bool))
+        return self._cache
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, weight=None, seed: int = 0, monotonic=None) -> "Trees":
@@ -187,12 +222,25 @@ class QualityGate:
         score = self.present.prob(x)
         if score >= self.threshold:
             return Quality(True, score, "noisy" if m["contrast_db"] < self.noisy_below_db else "good", None, m)
-        atypical = {k: (m[k] - r["heart"]) / (r["other"] - r["heart"]) for k, r in self.reference.items()
-                    if k in EXPLANATIONS and r["other"] != r["heart"]}
-        return Quality(False, score, "unusable", EXPLANATIONS[max(atypical, key=atypical.get)], m)
+        return Quality(False, score, "unusable", EXPLANATIONS[self.cause(m)], m)
+
+    def cause(self, m: dict) -> str:
+        """The measurement that lies furthest from real heart recordings on its cause's side, in units of how
+        far the 1% most extreme heart recordings lie from their median on that side: a measurement where
+        heart and non-heart audio overlap cannot name the reason on a small difference (voicing once named
+        white noise "voiced, like speech", from a value below every heart recording's)."""
+        def beyond(k):
+            r, side = self.reference[k], CAUSE_SIDE[k]
+            edge = r["heart_p99"] if side > 0 else r["heart_p01"]
+            return side * (m[k] - r["heart_p50"]) / max(abs(edge - r["heart_p50"]), 1e-9)
+        score = {k: beyond(k) for k in self.reference if k in CAUSE_SIDE}
+        # A cause a clinician can remove (noise, a hum, speech) comes before "no heart sounds" whenever it
+        # lies beyond every heart recording but the most extreme 1%: it says what to change.
+        specific = {k: v for k, v in score.items() if k in SPECIFIC and v >= 1}
+        return max(specific or score, key=(specific or score).get)
 
     def to_dict(self) -> dict:
-        return {"present": vars(self.present), "reference": self.reference, "threshold": self.threshold,
+        return {"present": asdict(self.present), "reference": self.reference, "threshold": self.threshold,
                 "noisy_below_db": self.noisy_below_db}
 
     def save(self, path: str | Path) -> None:
@@ -215,11 +263,12 @@ class QualityGate:
         for label in (True, False):                      # the two answers weigh alike
             w[heart == label] /= w[heart == label].sum()
         present = Trees.fit(X, heart, w, seed, [MONOTONIC.get(k, 0) for k in MEASUREMENTS])
-        # Means, not medians: a measurement that only some kinds raise (spectral lines: hum and tones)
-        # must still differ between heart and non-heart audio to name the reason.
-        reference = {k: {"heart": float(np.mean(X[heart, j])), "other": float(np.mean(X[~heart, j]))}
-                     for j, k in enumerate(MEASUREMENTS)}
+        # Means (for reading), and where real heart recordings lie (median, 1st and 99th percentiles): what
+        # names a refusal's reason (cause()).
         real = heart & original
+        reference = {k: {"heart": float(np.mean(X[heart, j])), "other": float(np.mean(X[~heart, j])),
+                         **{f"heart_p{q:02d}": float(np.percentile(X[real, j], q)) for q in (1, 50, 99)}}
+                     for j, k in enumerate(MEASUREMENTS)}
         scores = np.array([present.prob(x) for x in X[real]])
         order = np.argsort(scores)
         cum = np.cumsum(weight[real][order]) / weight[real].sum()

@@ -3,6 +3,7 @@ and the command line alike. Each takes these lines and sets them in its own form
 from __future__ import annotations
 
 HEADLINES = {"normal": "Normal", "abnormal": "Abnormal: refer", "no_heartbeat": "No heartbeat heard"}
+TOO_NOISY = "Too noisy to judge: record again"     # a heart sound, but speech or handling over most of it
 DISCLAIMER = ("Screening aid, not a diagnosis. It cannot see the patient. If the answer is abnormal, if it does "
               "not match what you see, or if you are in doubt: refer.")
 RECORD_AGAIN = ("Place the stethoscope or phone firmly on the chest (left of the breastbone), keep still and quiet, "
@@ -31,7 +32,15 @@ def murmur(result: dict) -> str | None:
 
 
 def headline(result: dict) -> str:
-    return HEADLINES[result["label"]]
+    return TOO_NOISY if result["label"] == "no_heartbeat" and result.get("artifact_heard") else HEADLINES[result["label"]]
+
+
+def set_aside(result: dict) -> str | None:
+    """"Left out (speech): 4-10 s, 21-24 s" when artifact windows left the decision."""
+    if not result.get("set_aside"):
+        return None
+    spans = ", ".join(f"{s['start_s']:g}-{s['end_s']:g} s" for s in result["set_aside"])
+    return f"Left out ({result.get('artifact_heard') or 'noise'}): {spans}"
 
 
 def percent(p: float, cut: float) -> tuple[str, str]:
@@ -54,6 +63,8 @@ def chance(result: dict) -> str:
 def details(result: dict) -> list[str]:
     """The answer's supporting lines, plain text, in the order a clinician reads them."""
     if result["label"] == "no_heartbeat":
+        if result.get("artifact_heard"):
+            return [f"Not judged: {result['quality_reason']}.", RECORD_AGAIN]
         return [f"No usable heart sound: {result['quality_reason']}.", RECORD_AGAIN]
     heard = murmur(result)
     lines = [chance(result)] + ([heard] if heard else []) + [
@@ -62,6 +73,8 @@ def details(result: dict) -> list[str]:
              f"Rhythm: {result['rhythm']}" if result.get("rhythm") else RHYTHM_NOT_ASSESSED,
              f"Recording quality: {result['quality']}, {result['duration_s']:.0f} s analysed in "
              f"{len(result.get('windows') or [])} windows"]
+    if left_out := set_aside(result):
+        lines.append(left_out)
     if result.get("cut_note"):
         lines.append(f"About the cut: {result['cut_note']}")
     if result.get("caution"):
@@ -73,6 +86,8 @@ def one_line(row: dict) -> str:
     """The command line's line for one file (a Result's fields and `path`, or `path` and `error`)."""
     if "error" in row:
         return f"{row['path']}: could not judge: {row['error']}"
+    if row["label"] == "no_heartbeat" and row.get("artifact_heard"):
+        return f"{row['path']}: too noisy to judge, record again: {row['quality_reason']}"
     if row["label"] == "no_heartbeat":
         return f"{row['path']}: no heartbeat (confidence {row['confidence']:.0%}): {row['quality_reason']}"
     # The decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads.

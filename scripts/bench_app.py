@@ -54,6 +54,37 @@ demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_p
 """
 
 
+# Where the serving process's memory goes: resident memory after each step of what the app loads, in the
+# order it loads it (later steps do not pay again for what earlier ones shared).
+MEMORY_STEPS = """
+import sys, time
+def rss():
+    return next(int(l.split()[1]) / 1024 for l in open('/proc/self/status') if l.startswith('VmRSS'))
+last = rss(); rows = [("python itself", last)]
+def step(name, fn):
+    global last
+    fn(); now = rss(); rows.append((name, now - last)); last = now
+step("numpy", lambda: __import__("numpy"))
+step("scipy.signal (pulls in scipy.stats)", lambda: __import__("scipy.signal"))
+step("numba (the segmenter's compiled Viterbi)", lambda: __import__("numba"))
+step("gradio", lambda: __import__("gradio"))
+step("heartbeat (all of the package)", lambda: __import__("heartbeat.serve.page"))
+import heartbeat
+holder = {}
+step("the model bundle (LiteRT interpreter, gate, segmenter)", lambda: holder.update(m=heartbeat.load_model()))
+step("matplotlib (the two pictures)", lambda: __import__("matplotlib.figure"))
+from heartbeat.serve.page import warm_up
+step("first answer (numba cache loaded, buffers sized)", lambda: warm_up(holder["m"]))
+for name, mb in rows:
+    print(f"{mb:.0f}\t{name}")
+"""
+
+
+def memory_profile(python: str) -> list[tuple[str, float]]:
+    out = subprocess.run([python, "-c", MEMORY_STEPS], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    return [(line.split("\t", 1)[1], float(line.split("\t", 1)[0])) for line in out.splitlines() if "\t" in line]
+
+
 def answered(out) -> bool:
     """An answer came: the app's first output (the headline), or the trivial app's one string."""
     return bool(out[0] if isinstance(out, (list, tuple)) else out)
@@ -137,6 +168,10 @@ def main(argv=None) -> int:
           f"{args.clients} clients at {trivial['peak_mb']:.0f} MB (app / trivial app = "
           f"{app['peak_mb'] / trivial['peak_mb']:.1f}x)")
     times, page_times = app["classify_ms"], app["predict_ms"]
+    profile = memory_profile(args.python)
+    print("where the app's memory goes before any client (resident MB added by each step, in load order): "
+          + "; ".join(f"{name} {mb:+.0f}" for name, mb in profile)
+          + f"; total {sum(mb for _, mb in profile):.0f} MB")
     print(f"round trip, 30 s recording (44.1 kHz wav, 2.6 MB), median of {args.requests}: "
           f"{statistics.median(times):.0f} ms through /classify (JSON answer; p95 {np.percentile(times, 95):.0f} ms; "
           f"target <= 300 ms), {statistics.median(page_times):.0f} ms through /predict (the page's answer with its two "

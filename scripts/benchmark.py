@@ -74,13 +74,26 @@ def main(argv=None) -> int:
         print("  (no bundled model: skipping the end-to-end figures)")
         return 0
     wide = read(wav44k, model)
-    windows, _ = model_input(prepare(wide, cfg, segmenter), cfg)
+    prepared = prepare(wide, cfg, segmenter)
+    windows, _ = model_input(prepared, cfg)
     infer = median_ms(lambda: model.window_logits(windows), args.repeats)
     e2e = median_ms(lambda: classify(read(wav44k, model), model), args.repeats)
     classify_only = median_ms(lambda: classify(wide, model), args.repeats)
-    prepared = prepare(wide, cfg, segmenter)
     described = median_ms(lambda: describe(prepared, model.describer, True), args.repeats)
     print(f"  model on {len(windows)} windows (LiteRT): {infer:.1f} ms")
+    # Where the front end's time goes, each step against the network's.
+    from heartbeat.artifacts import screen
+    from heartbeat.frontend import clean
+    from heartbeat.audio import resample
+    from heartbeat.quality import measure
+    steps = {"decode + resample to 8 kHz": lambda: read(wav44k, model),
+             "resample to 2 kHz + clean": lambda: clean(resample(wide, WIDEBAND_RATE, cfg.sample_rate), cfg),
+             "whole front end (+ beats)": lambda: prepare(wide, cfg, segmenter),
+             "gate measurements": lambda: measure(prepared),
+             "artifact windows": lambda: screen(prepared, cfg, model.artifacts),
+             "features": lambda: model_input(prepared, cfg)}
+    print("  where the time goes: " + "; ".join(f"{name} {median_ms(fn, args.repeats):.1f} ms"
+                                                 for name, fn in steps.items()))
     print(f"  murmur timing and loudness (describe.py, an abnormal answer): {described:.1f} ms "
           f"({described / infer:.2f}x the network)")
     print(f"  end to end from a 44.1 kHz file (decode, gate, beats, features, model): {e2e:.1f} ms "

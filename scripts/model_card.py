@@ -188,7 +188,12 @@ def main() -> int:
               "",
               f"- Non-heart kinds refused when left out of fitting: worst "
               f"**{min(m['rate'] for m in loko.values()):.3f}** ({min(loko, key=lambda k: loko[k]['rate'])}), "
-              f"median {sorted(m['rate'] for m in loko.values())[len(loko) // 2]:.3f} over {len(loko)} kinds.",
+              f"median {sorted(m['rate'] for m in loko.values())[len(loko) // 2]:.3f} over {len(loko)} kinds; "
+              f"{sum(m['rate'] >= 0.9 for m in loko.values())} of {len(loko)} kinds at 0.90 or more.",
+              f"- The refusal's reason names a cause that kind may rightly be refused for (noise, speech or music, a "
+              f"tone or hum, silence, no heart sounds): worst "
+              f"{min(m.get('reason_right') or 0 for m in loko.values()):.3f}, "
+              f"{sum((m.get('reason_right') or 0) >= 0.9 for m in loko.values())} of {len(loko)} kinds at 0.90 or more.",
               f"- Same answer at 2, 4, 8, 16 and 44.1 kHz (hiss above 1 kHz): "
               f"**{quality['rate_invariance']['same_answer']:.3f}** of {quality['rate_invariance']['recordings']} "
               "real heart recordings.",
@@ -199,7 +204,9 @@ def main() -> int:
               for name, m in quality["beats"].items()] + [""]
     for name, heading in (("describe.md", "What kind of abnormal: murmur timing, loudness, rhythm "
                                           "(`python scripts/fit_describe.py`)"),
-                          ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)")):
+                          ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)"),
+                          ("artifacts.md", "Speech and movement over a heart sound: the artifact detector "
+                                           "(`python scripts/fit_artifacts.py`)")):
         report = ROOT / "reports" / name
         if report.exists():    # the script's report, one heading level down
             body = report.read_text().split("\n", 1)[1]

@@ -276,6 +276,26 @@ def dripping_tap(rng, s):
 GENERATED = [silence, near_silence, white_noise, pink_noise, brown_noise, mains_hum, dc_offset, slow_drift, tone,
              beeps, alarm, ringtone, music_like, breathing, cough, fan, traffic, handling, rubbing, taps, typing,
              footsteps, ticking_clock, metronome, dripping_tap]
+# The causes a refusal of each kind may rightly name (heartbeat.quality.CAUSES): what a clinician can act on.
+# Sounds wholly above 1 kHz (beeps, ticks, typing) are silence in the heart band, and saying so is right; a
+# steady noise with no beats in it (pink, brown) is rightly "no heart sounds, only a steady sound"; sounds
+# mostly above 200 Hz (rubbing, breath, clicks, voices) rightly "above the heart-sound range".
+_NO_HEART, _NOISE, _VOICE, _TONE, _SILENCE = "no heart sounds", "noise", "speech or music", "tone or hum", "silence"
+_HIGH = "sound above the heart band"
+RIGHT_CAUSES = {
+    "silence": {_SILENCE}, "near_silence": {_SILENCE}, "white_noise": {_NOISE}, "pink_noise": {_NOISE, _NO_HEART},
+    "brown_noise": {_NOISE, _NO_HEART}, "mains_hum": {_TONE}, "dc_offset": {_SILENCE, _NOISE},
+    "slow_drift": {_SILENCE, _NOISE, _NO_HEART}, "tone": {_TONE, _SILENCE, _HIGH}, "beeps": {_TONE, _SILENCE, _VOICE, _HIGH},
+    "alarm": {_TONE, _SILENCE, _VOICE, _HIGH}, "ringtone": {_TONE, _SILENCE, _VOICE, _HIGH},
+    "music_like": {_TONE, _VOICE, _HIGH}, "breathing": {_NOISE, _NO_HEART, _HIGH},
+    "cough": {_NOISE, _NO_HEART, _VOICE, _HIGH}, "fan": {_NOISE, _TONE, _HIGH}, "traffic": {_NOISE, _TONE, _NO_HEART},
+    "handling": {_NOISE, _NO_HEART}, "rubbing": {_NOISE, _NO_HEART, _HIGH}, "taps": {_NO_HEART, _NOISE, _HIGH},
+    "typing": {_NO_HEART, _NOISE, _SILENCE, _HIGH}, "footsteps": {_NO_HEART, _NOISE, _HIGH},
+    "ticking_clock": {_NO_HEART, _SILENCE, _HIGH}, "metronome": {_NO_HEART, _SILENCE, _HIGH},
+    "dripping_tap": {_NO_HEART, _NOISE, _SILENCE, _HIGH},
+    "speech (espeak-ng, 16 voices)": {_VOICE, _HIGH}, "Debian alert sounds (real)": {_TONE, _VOICE, _SILENCE, _HIGH},
+    "artifact (PASCAL set_a, real)": {_NOISE, _NO_HEART, _VOICE, _HIGH},
+}
 # Background sounds a heart recording may carry and still be judged (mixed under real heart sounds).
 BACKGROUNDS = [white_noise, pink_noise, brown_noise, mains_hum, breathing, fan, traffic, typing, rubbing, music_like]
 

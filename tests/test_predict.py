@@ -113,12 +113,15 @@ def test_gate_round_trips_through_json(model, tmp_path):
 
 @pytest.mark.parametrize("measurement", sorted(EXPLANATIONS))
 def test_each_reason_names_the_measurement_that_failed(model, measurement):
-    """Every explanation is reachable: a recording typical of heart sounds in all but one measurement,
-    which is typical of non-heart audio, is explained by that measurement when the gate rejects it."""
+    """Every explanation is reachable: a recording at the heart recordings' median in all but one measurement,
+    which lies well beyond them on its cause's side, is explained by that measurement when the gate rejects it."""
     import dataclasses
+    from heartbeat.quality import CAUSE_SIDE
     gate = dataclasses.replace(model.quality, threshold=1.01)      # reject everything, to read the reason
-    m = {k: r["heart"] for k, r in gate.reference.items()} | {"clipped": 0.0, "level_db": -30.0}
-    m[measurement] = gate.reference[measurement]["other"]
+    m = {k: r["heart_p50"] for k, r in gate.reference.items()} | {"clipped": 0.0, "level_db": -30.0}
+    r = gate.reference[measurement]
+    edge = r["heart_p99"] if CAUSE_SIDE[measurement] > 0 else r["heart_p01"]
+    m[measurement] = r["heart_p50"] + 3 * (edge - r["heart_p50"])
     assert gate.judge(m).reason == EXPLANATIONS[measurement]
 
 

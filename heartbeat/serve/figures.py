@@ -53,12 +53,15 @@ def beats_figure(prepared: Prepared, r):
                           for t in grid])
         ax.imshow(shade[None, :], aspect="auto", cmap="RdYlGn_r", vmin=0, vmax=1, alpha=0.25,
                   extent=(0, duration, -peak, peak), interpolation="nearest")
+    for span in r.set_aside:      # what the artifact detector left out of the decision
+        ax.axvspan(span["start_s"], span["end_s"], color="#9e9e9e", alpha=0.45, hatch="//", lw=0)
     step = max(1, len(x) // 4000)
     ax.plot(np.arange(0, len(x), step) / rate, x[::step], lw=0.5, color="#333")
     ax.vlines(r.s1_times, -peak, peak, color="#1565c0", lw=0.8, alpha=0.8)
     ax.vlines(r.s2_times, -peak, peak, color="#00897b", lw=0.6, linestyles="--", alpha=0.8)
     ax.set(yticks=[], xlim=(0, duration), ylim=(-peak, peak))
-    _label(ax, "Beats: blue S1, dashed green S2.\nShading: how abnormal each stretch sounds\n(green low, red high)")
+    _label(ax, "Beats: blue S1, dashed green S2.\nShading: how abnormal each stretch sounds\n(green low, red high"
+           + ("; grey hatched: left out)" if r.set_aside else ")"))
     fig.subplots_adjust(left=0.03, right=0.97, bottom=0.17, top=0.72)   # fixed: tight_layout costs 30 ms
     return fig
 
