@@ -205,7 +205,7 @@ def main() -> int:
     for name, heading in (("describe.md", "What kind of abnormal: murmur timing, loudness, rhythm "
                                           "(`python scripts/fit_describe.py`)"),
                           ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)"),
-                          ("artifacts.md", "Speech and movement over a heart sound: the artifact detector "
+                          ("artifacts.md", "Speech and movement over a heart sound: the artifact detector, a candidate not yet bundled "
                                            "(`python scripts/fit_artifacts.py`)")):
         report = ROOT / "reports" / name
         if report.exists():    # the script's report, one heading level down
