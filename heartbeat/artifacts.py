@@ -33,7 +33,7 @@ from .beats import FRAME_RATE
 from .features import FeatureConfig, power_spectrogram
 from .frontend import Prepared
 from .preprocess import window_starts
-from .quality import VOICING_FRAME_S, Trees, frame_voicing
+from .quality import VOICING_FRAME_S, Trees, balanced, frame_voicing
 
 MEASUREMENTS = ("high_share_db", "high_rise_db", "heart_rise_db", "peak_rise_db", "floor_rise_db",
                 "high_floor_rise_db", "low_share_db", "low_rise_db", "voicing", "unsure")
@@ -104,9 +104,8 @@ def window_measurements(prepared: Prepared, cfg: FeatureConfig) -> np.ndarray:
 
 @dataclass
 class ArtifactDetector:
-    """`trees` score each window; at or above `threshold` it is set aside. `reference`: each measurement's
-    mean over clean and over artifact windows in fitting, and where clean windows lie (median, 99th
-    percentile), to say what was heard."""
+    """`trees` score each window; at or above `threshold` it is set aside. `reference`: where each
+    measurement lies in clean windows (median, 99th percentile), to say what was heard."""
     trees: Trees
     threshold: float
     reference: dict
@@ -142,17 +141,13 @@ class ArtifactDetector:
         """Windows `X` with `artifact` labels and `weight`s (databases and kinds weigh alike); the threshold
         sets aside no more than `clean_flag_rate` of the (weighted) clean windows."""
         artifact, weight = np.asarray(artifact, bool), np.asarray(weight, float)
-        w = weight.copy()
-        for label in (True, False):
-            w[artifact == label] /= w[artifact == label].sum()
-        trees = Trees.fit(X, artifact, w, seed, list(MONOTONIC))
+        trees = Trees.fit(X, artifact, balanced(weight, artifact), seed, list(MONOTONIC))
         clean = ~artifact
         scores = trees.probs(X[clean])
         order = np.argsort(scores)[::-1]
         cum = np.cumsum(weight[clean][order]) / weight[clean].sum()
         threshold = float(max(0.5, scores[order][min(np.searchsorted(cum, clean_flag_rate), len(order) - 1)]))
-        reference = {k: {"clean": float(np.mean(X[clean, j])), "artifact": float(np.mean(X[artifact, j])),
-                         "clean_p50": float(np.percentile(X[clean, j], 50)),
+        reference = {k: {"clean_p50": float(np.percentile(X[clean, j], 50)),
                          "clean_p99": float(np.percentile(X[clean, j], 99))}
                      for j, k in enumerate(MEASUREMENTS)}
         return cls(trees, threshold, reference)

@@ -147,6 +147,14 @@ def measure(prepared: Prepared) -> dict:
             "voicing": voicing(centred, sample_rate)}
 
 
+def balanced(weight: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`weight` rescaled so that the two answers weigh alike in fitting (each sums to 1)."""
+    w = np.asarray(weight, float).copy()
+    for label in (True, False):
+        w[labels == label] /= w[labels == label].sum()
+    return w
+
+
 @dataclass
 class Trees:
     """Gradient-boosted trees stored as plain JSON (no pickles: they break across scikit-learn versions)."""
@@ -259,10 +267,7 @@ class QualityGate:
         the (weighted) real heart recordings through, and asks no more than 0.5."""
         X = np.array([cls.vector(r) for r in rows])
         heart, weight, original = np.asarray(heart, bool), np.asarray(weight, float), np.asarray(original, bool)
-        w = weight.copy()
-        for label in (True, False):                      # the two answers weigh alike
-            w[heart == label] /= w[heart == label].sum()
-        present = Trees.fit(X, heart, w, seed, [MONOTONIC.get(k, 0) for k in MEASUREMENTS])
+        present = Trees.fit(X, heart, balanced(weight, heart), seed, [MONOTONIC.get(k, 0) for k in MEASUREMENTS])
         # Means (for reading), and where real heart recordings lie (median, 1st and 99th percentiles): what
         # names a refusal's reason (cause()).
         real = heart & original
