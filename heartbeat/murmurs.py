@@ -21,7 +21,8 @@ What each sound is, and where the description comes from:
   above a quiet diastole, IV nearly as loud as the heart sounds). This mapping is an assumption, chosen so
   that grade I sits near the level of CirCor's soft systolic murmurs (describe.py: ~6-12 dB above diastole).
 - Atrial fibrillation (common with MS): the real cycles re-timed, each diastole cut or stretched at random
-  (irregularly irregular), and no presystolic accentuation.
+  (irregularly irregular), and no presystolic accentuation. The same re-timing with a smooth swing
+  (`breathing`) makes the regular rhythm a child breathes with: the rhythm check must call it regular.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ KINDS = ("mitral_stenosis", "aortic_regurgitation")
 GRADES = (1, 2, 3, 4)
 GRADE_DB = {1: -26.0, 2: -20.0, 3: -14.0, 4: -8.0}
 OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
+BREATH_SWING = (0.03, 0.08)            # sinus arrhythmia: the interval's swing with the breath (share of it)
+BREATH_BEATS = (3.0, 6.0)              # beats per breath
 
 
 class NoCycles(Exception):
@@ -51,13 +54,13 @@ def _band_noise(n: int, rate: int, band: tuple[float, float], rng: np.random.Gen
     return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
-def irregular(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Atrial fibrillation's rhythm from a regular recording: each cycle's diastole cut or stretched (by
-    repeating its quiet middle) to 0.6-1.5 of its length, independently. Returns the audio and its cycles."""
+def retime(audio: np.ndarray, cycles: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The recording with cycle k's diastole cut or stretched (by repeating its quiet middle) to ratios[k]
+    of its length; S1, systole and S2 untouched. Returns the audio and its new cycles."""
     pieces, out_cycles, pos = [audio[: cycles[0, 0]]], [], cycles[0, 0]
-    for s1, sy, s2, dia, end in cycles:
+    for (s1, sy, s2, dia, end), ratio in zip(cycles, ratios):
         length = end - dia
-        target = max(int(length * rng.uniform(0.6, 1.5)), length // 3)
+        target = max(int(length * ratio), length // 3)
         mid = audio[dia + length // 4: end - length // 4] if length >= 8 else audio[dia:end]
         head, tail = audio[dia: dia + length // 4], audio[end - length // 4: end]
         body_len = max(target - len(head) - len(tail), 0)
@@ -68,6 +71,24 @@ def irregular(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -
         pos += len(cycle)
     pieces.append(audio[cycles[-1, 4]:])
     return np.concatenate(pieces), np.array(out_cycles)
+
+
+def irregular(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Atrial fibrillation's rhythm from a regular recording: each diastole independently 0.6-1.5 of its
+    length (irregularly irregular: no beat predicts the next)."""
+    return retime(audio, cycles, rng.uniform(0.6, 1.5, len(cycles)))
+
+
+def breathing(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Respiratory sinus arrhythmia from a regular recording: the beat interval swings smoothly with the
+    breath, by BREATH_SWING of itself over BREATH_BEATS beats per breath (regular in the clinical sense).
+    The ranges are an assumption meant to cover a resting child's (fast breathing, few beats per breath)
+    and an adult's (slower breathing, more beats per breath); the diastole absorbs the whole swing."""
+    swing, beats = rng.uniform(*BREATH_SWING), rng.uniform(*BREATH_BEATS)
+    k = np.arange(len(cycles))
+    interval_ratio = 1 + swing * np.sin(2 * np.pi * k / beats + rng.uniform(0, 2 * np.pi))
+    period, diastole = cycles[:, 4] - cycles[:, 0], np.maximum(cycles[:, 4] - cycles[:, 3], 1)
+    return retime(audio, cycles, 1 + (interval_ratio - 1) * period / diastole)
 
 
 def add_murmur(audio: np.ndarray, rate: int, states: np.ndarray, kind: str, grade: int,

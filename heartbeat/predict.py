@@ -43,7 +43,7 @@ class Result:
     cut_note: str | None = None       # what the referral cut was chosen for, and what it costs
     murmur_timing: str | None = None  # describe.TIMINGS; None unless abnormal with a murmur located in the cycle
     murmur_grade: str | None = None   # soft (grade I/VI) | loud (II/VI or louder), with a timing
-    rhythm: str | None = None         # regular | irregular; None: not assessed (scripts/fit_describe.py says why)
+    rhythm: str | None = None         # regular | irregular; None: too few beat intervals to tell (describe.py)
     set_aside: list[dict] = field(default_factory=list)   # start_s, end_s of stretches left out (artifacts.py)
     artifact_heard: str | None = None  # what was heard in them: speech, knocks or bumps, ...
 

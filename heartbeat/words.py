@@ -18,7 +18,13 @@ TIMING_TEXT = {"early-systolic": "early systolic (just after S1, fading before S
                "diastolic": "diastolic (after S2)",
                "systolic and diastolic": "in systole and in diastole"}
 GRADE_TEXT = {"soft": "soft (like grade I/VI)", "loud": "loud (like grade II/VI or louder)"}
-RHYTHM_NOT_ASSESSED = "Rhythm: not assessed by this software; feel the pulse for irregular beats"
+# The rhythm check finds an irregularly irregular rhythm (atrial fibrillation) and misses most single extra
+# beats (reports/describe.md), so "regular" says what was looked for.
+RHYTHM_TEXT = {"irregular": "Rhythm: irregular (the beat length jumps from beat to beat, as in atrial fibrillation): "
+                            "a reason to refer on its own; feel the pulse and get an ECG",
+               "regular": "Rhythm: regular (no irregularly irregular rhythm heard; single extra beats can be missed: "
+                          "feel the pulse)",
+               None: "Rhythm: too few beats to tell; feel the pulse"}
 
 
 def murmur(result: dict) -> str | None:
@@ -70,7 +76,7 @@ def details(result: dict) -> list[str]:
     lines = [chance(result)] + ([heard] if heard else []) + [
              "Heart rate: " + (f"{result['heart_rate_bpm']:.0f} bpm" if result.get("heart_rate_bpm")
                                else "not steady enough to count"),
-             f"Rhythm: {result['rhythm']}" if result.get("rhythm") else RHYTHM_NOT_ASSESSED,
+             RHYTHM_TEXT[result.get("rhythm")],
              f"Recording quality: {result['quality']}, {result['duration_s']:.0f} s analysed in "
              f"{len(result.get('windows') or [])} windows"]
     if left_out := set_aside(result):
@@ -97,6 +103,8 @@ def one_line(row: dict) -> str:
         text += f", murmur {row['murmur_timing']}" + (f" {row['murmur_grade']}" if row.get("murmur_grade") else "")
     if row.get("heart_rate_bpm"):
         text += f", heart rate {row['heart_rate_bpm']:.0f} bpm"
+    if row.get("rhythm"):
+        text += f", rhythm {row['rhythm']}"
     if row.get("caution"):
         text += f" [{row['caution']}]"
     return text
