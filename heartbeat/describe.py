@@ -104,15 +104,15 @@ def cycle_profile(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | No
     return np.percentile(np.hstack(parts), QUANTILES, axis=0).ravel()
 
 
-def irregularity(s1_times) -> float | None:
-    """The share of successive beat intervals that differ by more than RR_STEP of the median interval:
+def irregularity(s1_times, step: float = RR_STEP, min_intervals: int = MIN_INTERVALS) -> float | None:
+    """The share of successive beat intervals that differ by more than `step` of the median interval:
     high when no beat predicts the next (atrial fibrillation), low for a steady rhythm and for the smooth
-    swing of breathing (each step small). None with fewer than MIN_INTERVALS intervals. A share, so it is
-    free of the rate and the level; the intervals come in 20 ms frames (beats.FRAME_RATE)."""
+    swing of breathing (each step small). None with fewer than `min_intervals` intervals. A share, so it
+    is free of the rate and the level; the intervals come in 20 ms frames (beats.FRAME_RATE)."""
     rr = np.diff(np.asarray(s1_times, float))
-    if len(rr) < MIN_INTERVALS:
+    if len(rr) < min_intervals:
         return None
-    return float(np.mean(np.abs(np.diff(rr / np.median(rr))) > RR_STEP))
+    return float(np.mean(np.abs(np.diff(rr / np.median(rr))) > step))
 
 
 @dataclass
@@ -152,6 +152,9 @@ class Describer:
     systolic_min_db: float             # a murmur band's loudest systolic stretch at or above this: a systolic murmur
     diastolic_min_db: list             # per band: early diastole at or above this: a diastolic murmur
     rhythm_cut: float | None = None    # irregularity above this: irregular (None: not assessed)
+    # The irregularity's own settings, saved with the cut they were fitted with (inference reads these).
+    rhythm_step: float = RR_STEP
+    rhythm_min_intervals: int = MIN_INTERVALS
     info: dict = field(default_factory=dict)
 
     def __call__(self, profile: np.ndarray | None, irregular: float | None, abnormal: bool) -> Description:
@@ -187,4 +190,5 @@ def describe(prepared, describer: Describer | None, abnormal: bool) -> Descripti
         return Description()
     # The murmur is only described for an abnormal answer: a normal one costs nothing here (~2 ms otherwise).
     profile = cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states) if abnormal else None
-    return describer(profile, irregularity(prepared.beats.s1_times), abnormal)
+    irregular = irregularity(prepared.beats.s1_times, describer.rhythm_step, describer.rhythm_min_intervals)
+    return describer(profile, irregular, abnormal)
