@@ -177,7 +177,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-database", type=int, default=12)
     ap.add_argument("--recipes", nargs="+", default=["logmel-cycle-soft2", "logmel-cycle-soft2-seed1", "diastolic", "diastolic-seed1",
-                                                     "diastolic-light"])
+                                                     "diastolic-light", "diastolic-light-seed1"])
     args = ap.parse_args(argv)
     model = load_model()
     frame, lines = check_sounds(load_table(), model, args.per_database)
