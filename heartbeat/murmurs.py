@@ -43,9 +43,11 @@ class NoCycles(Exception):
     """Too few whole heart cycles in a recording to place a murmur in."""
 
 
-def _cycles(states: np.ndarray, rate: int) -> np.ndarray:
-    """(n, 5) sample indices: S1 start, systole start, S2 start, diastole start, next S1 start."""
-    return cycle_bounds(states) * (rate // FRAME_RATE)
+def sample_cycles(states: np.ndarray, rate: int, length: int) -> np.ndarray:
+    """(n, 5) sample indices of the whole cycles that end within `length` samples: S1 start, systole start,
+    S2 start, diastole start, next S1 start."""
+    cycles = cycle_bounds(states) * (rate // FRAME_RATE)
+    return cycles[cycles[:, 4] <= length]
 
 
 def _band_noise(n: int, rate: int, band: tuple[float, float], rng: np.random.Generator) -> np.ndarray:
@@ -91,12 +93,18 @@ def breathing(audio: np.ndarray, cycles: np.ndarray, rng: np.random.Generator) -
     return retime(audio, cycles, 1 + (interval_ratio - 1) * period / diastole)
 
 
+def retimed(audio: np.ndarray, rate: int, states: np.ndarray, how, rng: np.random.Generator) -> np.ndarray | None:
+    """`audio` (at `rate`) re-timed by `how` (`irregular` or `breathing`) on the cycles the segmenter found
+    (`states`); None with fewer than 3 whole cycles."""
+    cycles = sample_cycles(states, rate, len(audio))
+    return None if len(cycles) < 3 else how(np.asarray(audio, np.float64), cycles, rng)[0].astype(np.float32)
+
+
 def add_murmur(audio: np.ndarray, rate: int, states: np.ndarray, kind: str, grade: int,
                rng: np.random.Generator, fibrillation: bool = False) -> np.ndarray | None:
     """`audio` (at `rate`, the model's) with a diastolic murmur in every whole cycle the segmenter found
     (`states`, per FRAME_RATE frame, from the clean recording). None with fewer than 3 whole cycles."""
-    cycles = _cycles(states, rate)
-    cycles = cycles[cycles[:, 4] <= len(audio)]
+    cycles = sample_cycles(states, rate, len(audio))
     if len(cycles) < 3:
         return None
     x = np.asarray(audio, np.float64).copy()

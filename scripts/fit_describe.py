@@ -42,7 +42,6 @@ def _profile_one(job):
     arrhythmia), each heard again through the same front end."""
     global _model
     path, model_dir, normal, seed = job
-    from heartbeat import murmurs as M
     from heartbeat.audio import AudioError
     from heartbeat.frontend import prepare
     from heartbeat.predict import read
@@ -53,18 +52,14 @@ def _profile_one(job):
     except AudioError:
         return None, np.nan, 0, np.nan, np.nan
     profile = D.cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
-    retimed = []
-    cycles = M._cycles(prepared.beats.states, prepared.sample_rate)
-    cycles = cycles[cycles[:, 4] <= len(prepared.audio)]
-    for retime in (M.irregular, M.breathing):
-        if not normal or len(cycles) < 3:
-            retimed.append(np.nan)
-            continue
-        y, _ = retime(np.asarray(prepared.audio, np.float64), cycles, np.random.default_rng(seed))
-        heard = prepare(y.astype(np.float32), _model.features, _model.segmenter, rate=prepared.sample_rate)
-        retimed.append(_or_nan(D.irregularity(heard.beats.s1_times)))
+    copies = []
+    for how in (M.irregular, M.breathing):
+        y = (M.retimed(prepared.audio, prepared.sample_rate, prepared.beats.states, how, np.random.default_rng(seed))
+             if normal else None)
+        heard = None if y is None else prepare(y, _model.features, _model.segmenter, rate=prepared.sample_rate)
+        copies.append(np.nan if heard is None else _or_nan(D.irregularity(heard.beats.s1_times)))
     return (profile, _or_nan(D.irregularity(prepared.beats.s1_times)), len(D.whole_cycles(prepared.beats.states)),
-            *retimed)
+            *copies)
 
 
 def _or_nan(x):

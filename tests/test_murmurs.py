@@ -33,7 +33,7 @@ def test_each_murmur_sits_in_its_band_and_in_diastole(normals, kind, band):
         y = M.add_murmur(prepared.audio, SAMPLE_RATE, prepared.beats.states, kind, 3, rng)
         added = y - prepared.audio
         assert _share(added, *band) > 0.7, kind
-        cycles = M._cycles(prepared.beats.states, SAMPLE_RATE)
+        cycles = M.sample_cycles(prepared.beats.states, SAMPLE_RATE, len(added))
         in_systole = np.zeros(len(added), bool)
         for s1, sy, s2, dia, end in cycles:
             in_systole[sy:s2] = True            # between S1 and S2: nothing added there
