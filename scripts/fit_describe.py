@@ -236,7 +236,7 @@ def _rhythm_report(frame: pd.DataFrame) -> tuple[float, list[str]]:
              f"real normals.\n",
              f"**PASCAL set_b's extrasystoles: {int((ex_all.dropna() > cut).sum())} of {len(ex_all)} flagged** at the "
              f"shipped cut ({int(ex_all.isna().sum())} too short to say; target sensitivity >= 0.70: missed). Against "
-             f"set_b's normals the irregularity's AUROC is {auc_extra:.2f}: at chance. A single early beat in a "
+             f"set_b's normals the irregularity's AUROC is {auc_extra:.2f} (0.5 is chance). A single early beat in a "
              "5-10 s clip changes one or two intervals, and set_b's normals (noisy hospital clips, about ten "
              "intervals each) jump as often from mis-placed beats. Measured while building this and no better: the "
              "largest shortening, lengthening and short-then-long pair, interval spread, peaks of the segmenter's "
