@@ -166,7 +166,13 @@ def _read_soundfile(file, max_seconds: float) -> tuple[np.ndarray, int]:
         if f.frames > max_seconds * f.samplerate:
             raise _too_long(f.frames / f.samplerate, max_seconds)
         try:
-            audio = f.read(dtype="float32", always_2d=True)
+            if f.subtype == "PCM_16":
+                # Most phone and browser files: libsndfile's own conversion to float took 4 of a 30 s 44.1 kHz
+                # file's 12 ms of decoding; numpy's is ~6x faster and the same numbers (x / 32768 is exact).
+                audio = f.read(dtype="int16", always_2d=True).astype(np.float32)
+                audio *= np.float32(1 / 32768)
+            else:
+                audio = f.read(dtype="float32", always_2d=True)
         except sf.LibsndfileError as e:
             raise CorruptAudioError("The audio file is damaged or incomplete and could not be read. "
                                     "Please export or record it again.") from e

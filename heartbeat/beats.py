@@ -60,6 +60,9 @@ def _frames(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, 2 * hop)[::hop][:n]
 
 
+_SMOOTH = signal.butter(2, 8.0, "lowpass", fs=FRAME_RATE, output="sos")   # designed once, not per answer
+
+
 def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Shannon-energy envelope at FRAME_RATE, smoothed (8 Hz), zero-mean and unit-variance: high on S1
     and S2, low through most murmurs and noise."""
@@ -69,7 +72,7 @@ def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     blocks = energy[: len(energy) // block * block].reshape(-1, block).mean(axis=1)
     if len(blocks) < 16:
         return np.zeros(len(blocks), np.float32)
-    env = signal.sosfiltfilt(signal.butter(2, 8.0, "lowpass", fs=FRAME_RATE, output="sos"), blocks)
+    env = signal.sosfiltfilt(_SMOOTH, blocks)
     return ((env - env.mean()) / (env.std() + 1e-12)).astype(np.float32)
 
 

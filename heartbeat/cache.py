@@ -70,11 +70,16 @@ def _featurize_one(job) -> np.ndarray:
     try:
         prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
     except murmurs.NoCycles:      # too few heart cycles to place a murmur in: no windows from this copy
-        windows = np.zeros((0, *cfg.input_shape), np.float16)
-        np.save(out, windows)
-        return windows
-    windows = model_input(prepared, cfg)[0].astype(np.float16)
-    np.save(out, windows)
+        return _save(out, np.zeros((0, *cfg.input_shape), np.float16))
+    return _save(out, model_input(prepared, cfg)[0].astype(np.float16))
+
+
+def _save(out: Path, windows: np.ndarray) -> np.ndarray:
+    """Written whole or not at all: another process (a second test worker, a parallel run) may read it."""
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    with partial.open("wb") as f:
+        np.save(f, windows)
+    os.replace(partial, out)
     return windows
 
 
