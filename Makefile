@@ -22,8 +22,10 @@ $(APP_VENV)/.installed: pyproject.toml
 run: $(APP_VENV)/.installed
 	$(APP_VENV)/bin/python app.py
 
+# Two workers, each taking whole test files (module fixtures such as a running app are made once): the suite
+# is half waiting on subprocesses (ffmpeg, pip, buildah, a browser), which the other worker's tests fill.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # The bundled model: the S1/S2 segmenter (fitted on CirCor), the quality gate (all nine databases) and the
 # murmur describer (CirCor's murmur descriptions) first, because the per-cycle rows of the features come from
@@ -34,6 +36,7 @@ test: setup
 model: setup
 	$(PY) scripts/quality_gate.py
 	$(PY) scripts/fit_describe.py
+	$(PY) scripts/fit_diastolic.py
 	$(PY) -m heartbeat train --out models/heartbeat --recipe logmel-cycle-soft2 --cut-from reports/runs/logmel-cycle-soft2
 	$(PY) scripts/fit_artifacts.py
 

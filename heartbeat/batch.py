@@ -14,7 +14,8 @@ from tqdm import tqdm
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".webm", ".mp4", ".mov",
                   ".3gp", ".amr"}
 CSV_COLUMNS = ["path", "label", "confidence", "p_abnormal", "threshold", "heart_rate_bpm", "quality", "quality_score",
-               "quality_reason", "caution", "duration_s", "murmur_timing", "murmur_grade", "rhythm", "artifact_heard", "error", "error_code"]
+               "quality_reason", "caution", "duration_s", "murmur_timing", "murmur_grade", "rhythm", "diastolic_heard", "artifact_heard",
+               "error", "error_code"]
 
 
 def find_audio(inputs: Iterable[str]) -> list[str]:

@@ -157,7 +157,10 @@ class Describer:
     rhythm_min_intervals: int = MIN_INTERVALS
     info: dict = field(default_factory=dict)
 
-    def __call__(self, profile: np.ndarray | None, irregular: float | None, abnormal: bool) -> Description:
+    def __call__(self, profile: np.ndarray | None, irregular: float | None, abnormal: bool,
+                 diastolic_heard: bool = False) -> Description:
+        """`diastolic_heard`: the diastolic listener (diastolic.py) heard a murmur in diastole, so the timing
+        has a diastolic part whatever the thresholds below say."""
         out = Description()
         if self.rhythm_cut is not None and irregular is not None:    # said for every answer, normal included
             out.rhythm = RHYTHMS[int(irregular > self.rhythm_cut)]
@@ -166,7 +169,8 @@ class Describer:
         typical = band_view(profile)[0]
         systolic = typical[1:, :SYS_BINS].max() >= self.systolic_min_db
         # early diastole (the murmur of regurgitation starts at S2) or the whole of it (a rumble), any band
-        diastolic = bool(np.any(typical[:, SYS_BINS:SYS_BINS + 2].max(axis=1) >= np.asarray(self.diastolic_min_db)))
+        diastolic = diastolic_heard or bool(np.any(typical[:, SYS_BINS:SYS_BINS + 2].max(axis=1)
+                                                   >= np.asarray(self.diastolic_min_db)))
         if systolic:
             out.murmur_timing = self.timing(timing_features(profile))
         if diastolic:
@@ -184,11 +188,19 @@ class Describer:
         return cls(Linear(**d.pop("timing")), Linear(**d.pop("grade")), **d)
 
 
-def describe(prepared, describer: Describer | None, abnormal: bool) -> Description:
-    """The Description of a prepared recording (empty without a fitted describer)."""
+def profile_of(prepared) -> np.ndarray | None:
+    """`cycle_profile` of a prepared recording (frontend.Prepared)."""
+    return cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
+
+
+def describe(prepared, describer: Describer | None, abnormal: bool, profile: np.ndarray | None = None,
+             diastolic_heard: bool = False) -> Description:
+    """The Description of a prepared recording (empty without a fitted describer). `profile`: its
+    `profile_of`, when the caller has it already; else computed here for an abnormal answer only (a normal
+    one costs nothing here, ~2 ms otherwise)."""
     if describer is None:
         return Description()
-    # The murmur is only described for an abnormal answer: a normal one costs nothing here (~2 ms otherwise).
-    profile = cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states) if abnormal else None
+    if profile is None and abnormal:
+        profile = profile_of(prepared)
     irregular = irregularity(prepared.beats.s1_times, describer.rhythm_step, describer.rhythm_min_intervals)
-    return describer(profile, irregular, abnormal)
+    return describer(profile, irregular, abnormal, diastolic_heard)

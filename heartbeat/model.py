@@ -3,8 +3,10 @@
 A bundle is `model.tflite` (the CNN, run through LiteRT: ~1 ms a window, no TensorFlow at serving),
 `bundle.json` (feature settings, calibration, decision threshold, training facts), `segmenter.json` (the
 S1/S2 segmenter, fitted by scripts/fit_segmenter.py), `quality.json` (the quality gate, fitted by
-scripts/quality_gate.py) and `describe.json` (murmur timing and loudness, scripts/fit_describe.py; optional). The feature settings travel with the weights, so inference cannot drift from
-training.
+scripts/quality_gate.py), and optionally `describe.json` (murmur timing and loudness, scripts/fit_describe.py),
+`artifacts.json` (speech and handling set aside, scripts/fit_artifacts.py) and `diastolic.json` (the second
+listener for diastolic murmurs, scripts/fit_diastolic.py). The feature settings travel with the weights, so
+inference cannot drift from training.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from .features import FeatureConfig
 from .beats import Segmenter
 from .artifacts import ArtifactDetector
 from .describe import Describer
+from .diastolic import DiastolicListener
 from .quality import QualityGate
 
 # The bundled model is package data (heartbeat/bundled; models/heartbeat in the checkout points there), so
@@ -143,6 +146,7 @@ class Bundle:
 PARTS = ("model.tflite", "bundle.json", "segmenter.json", "quality.json")
 DESCRIBER = "describe.json"   # optional: a bundle without it answers without murmur timing and loudness
 ARTIFACTS = "artifacts.json"  # optional: a bundle without it judges every window (no speech or handling set aside)
+DIASTOLIC = "diastolic.json"  # optional: a bundle without it has no second listener for diastolic murmurs
 
 
 def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Path = DEFAULT_MODEL_DIR) -> Path:
@@ -156,7 +160,7 @@ def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Pat
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     (out / "model.tflite").write_bytes(converter.convert())
     (out / "bundle.json").write_text(bundle.to_json())
-    for part in ("segmenter.json", "quality.json", DESCRIBER, ARTIFACTS):
+    for part in ("segmenter.json", "quality.json", DESCRIBER, ARTIFACTS, DIASTOLIC):
         if not (out / part).exists() and (Path(gate_from) / part).exists():
             shutil.copy(Path(gate_from) / part, out / part)
     return out
@@ -166,12 +170,14 @@ class HeartModel:
     """A loaded bundle: scores windows with LiteRT and turns window scores into a calibrated probability."""
 
     def __init__(self, tflite_path: Path, bundle: Bundle, segmenter: Segmenter, quality: QualityGate,
-                 describer: Describer | None = None, artifacts: ArtifactDetector | None = None):
+                 describer: Describer | None = None, artifacts: ArtifactDetector | None = None,
+                 diastolic: DiastolicListener | None = None):
         self.bundle = bundle
         self.segmenter = segmenter
         self.quality = quality
         self.describer = describer
         self.artifacts = artifacts
+        self.diastolic = diastolic
         self.features = bundle.features
         self._tflite = str(tflite_path)
         # An interpreter is not thread-safe (the app judges two requests at once, and a shared one raised
@@ -217,4 +223,5 @@ def load_model(path: str | Path | None = None) -> HeartModel:
     return HeartModel(folder / "model.tflite", Bundle.from_json((folder / "bundle.json").read_text()),
                       Segmenter.load(folder / "segmenter.json"), QualityGate.load(folder / "quality.json"),
                       Describer.load(folder / DESCRIBER) if (folder / DESCRIBER).exists() else None,
-                      ArtifactDetector.load(folder / ARTIFACTS) if (folder / ARTIFACTS).exists() else None)
+                      ArtifactDetector.load(folder / ARTIFACTS) if (folder / ARTIFACTS).exists() else None,
+                      DiastolicListener.load(folder / DIASTOLIC) if (folder / DIASTOLIC).exists() else None)

@@ -1,5 +1,6 @@
 """One recording in, one answer out: audio -> front end -> quality gate -> windows -> model -> Result
-(with, for an abnormal answer, what kind of murmur: describe.py).
+(with the diastolic listener, which may raise the answer to abnormal: diastolic.py; and for an abnormal
+answer, what kind of murmur: describe.py).
 
 `judge` is the one function that judges one file, with one error rule, for the command line, the batch,
 the Dask workers and the app alike: a file that cannot be judged gives a message for a clinician and an
@@ -15,7 +16,7 @@ import numpy as np
 
 from .artifacts import screen
 from .audio import WIDEBAND_RATE, AudioError, load_audio
-from .describe import describe
+from .describe import describe, profile_of
 from .features import model_input
 from .frontend import Prepared, prepare
 from .model import HeartModel, load_model
@@ -28,7 +29,8 @@ log = logging.getLogger("heartbeat")
 @dataclass
 class Result:
     label: str                        # normal | abnormal | no_heartbeat
-    confidence: float                 # calibrated probability that `label` is right (gate score for no_heartbeat)
+    confidence: float                 # calibrated probability that `label` is right (gate score for no_heartbeat;
+    #                                   for an answer the diastolic listener raised, that listener's own probability)
     p_abnormal: float | None          # calibrated, None when no usable heart sound
     threshold: float                  # p_abnormal at or above this is called abnormal (the referral cut)
     heart_rate_bpm: float | None
@@ -44,6 +46,9 @@ class Result:
     murmur_timing: str | None = None  # describe.TIMINGS; None unless abnormal with a murmur located in the cycle
     murmur_grade: str | None = None   # soft (grade I/VI) | loud (II/VI or louder), with a timing
     rhythm: str | None = None         # regular | irregular; None: too few beat intervals to tell (describe.py)
+    # The second listener (diastolic.py) heard a diastolic murmur: the answer is abnormal whatever p_abnormal
+    # says. None: not assessed (no listener in the bundle, or too few whole cycles).
+    diastolic_heard: bool | None = None
     set_aside: list[dict] = field(default_factory=list)   # start_s, end_s of stretches left out (artifacts.py)
     artifact_heard: str | None = None  # what was heard in them: speech, knocks or bumps, ...
 
@@ -71,9 +76,15 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     logits = model.window_logits(batch)
     p = model.p_abnormal(logits[keep])
     label = "abnormal" if p >= model.bundle.threshold else "normal"
+    confidence = p if label == "abnormal" else 1 - p
     per_window = model.bundle.calibration(logits)
     beats = prepared.beats
-    kind = describe(prepared, model.describer, label == "abnormal")
+    # The diastolic listener can only raise an answer: the network barely hears a diastolic rumble.
+    profile = profile_of(prepared) if model.diastolic is not None or label == "abnormal" else None
+    rumble = model.diastolic.heard(profile) if model.diastolic is not None else None
+    if rumble and label == "normal":
+        label, confidence = "abnormal", model.diastolic.probability(profile)
+    kind = describe(prepared, model.describer, label == "abnormal", profile, bool(rumble))
     if screened.heard:
         note = f"{screened.heard} heard in part of the recording: that part was left out"
         common["caution"] = note if common["caution"] is None else f"{common['caution']}; {note}"
@@ -81,8 +92,9 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
         # missed next to what it found may have raised the score (an extra referral, said with a caution).
         if label == "abnormal":
             common["quality"] = "noisy"
-    return Result(label, round(p if label == "abnormal" else 1 - p, 3), round(p, 3),
+    return Result(label, round(confidence, 3), round(p, 3),
                   murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,
+                  diastolic_heard=rumble,
                   heart_rate_bpm=beats.heart_rate_bpm, **common, **aside,
                   windows=[{"start_s": round(float(s), 2), "end_s": round(float(s) + cfg.window_s, 2),
                             "p_abnormal": round(float(q), 3), "set_aside": not bool(k)}

@@ -55,10 +55,17 @@ def percent(p: float, cut: float) -> tuple[str, str]:
     return f"{p:.{digits}%}", f"{cut:.{digits}%}"
 
 
+# The diastolic listener (diastolic.py) raised a normal score to "refer": said in place of the chance's side.
+DIASTOLIC_TEXT = ("but a diastolic murmur was heard by the second listener, which listens for the low rumble of "
+                  "mitral stenosis and the blowing murmur of aortic regurgitation that the main score often misses: refer")
+
+
 def chance(result: dict) -> str:
     """The chance of abnormal against the referral cut, and why the cut sits where it does."""
     p, cut = percent(result["p_abnormal"], result["threshold"])
-    if result["label"] == "abnormal":
+    if result["label"] == "abnormal" and result["p_abnormal"] < result["threshold"]:
+        side = f"below the referral cut of {cut}, {DIASTOLIC_TEXT}"
+    elif result["label"] == "abnormal":
         side = (f"at or above the referral cut of {cut}, which is set low on purpose: an extra referral costs less "
                 "than a missed disease")
     else:
@@ -99,6 +106,8 @@ def one_line(row: dict) -> str:
     # The decision, then the chance of abnormal against the cut: "abnormal (confidence 42%)" misleads.
     p, cut = percent(row["p_abnormal"], row["threshold"])
     text = f"{row['path']}: {headline(row).lower()} (chance abnormal {p}, referral cut {cut})"
+    if row.get("diastolic_heard"):
+        text += ", diastolic murmur heard"
     if row.get("murmur_timing"):
         text += f", murmur {row['murmur_timing']}" + (f" {row['murmur_grade']}" if row.get("murmur_grade") else "")
     if row.get("heart_rate_bpm"):

@@ -205,6 +205,8 @@ def main() -> int:
     for name, heading in (("describe.md", "What kind of abnormal: murmur timing, loudness, rhythm "
                                           "(`python scripts/fit_describe.py`)"),
                           ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)"),
+                          ("diastolic_listener.md", "The second listener for diastolic murmurs, bundled "
+                                                    "(`python scripts/fit_diastolic.py`)"),
                           ("artifacts.md", "Speech and movement over a heart sound: the artifact detector, a candidate not yet bundled "
                                            "(`python scripts/fit_artifacts.py`)")):
         report = ROOT / "reports" / name

@@ -56,7 +56,7 @@ def test_same_gate_answer_at_any_sample_rate(model, heart_sample, tmp_path):
 def test_same_classification_at_any_rate_level_and_offset(model, heart_sample, tmp_path):
     """The whole answer, through files as a user would upload them: each real recording as 16-bit WAV at
     2, 4, 8, 16 and 44.1 kHz (hiss above 1 kHz as loud as the heart), 20 dB quieter, and with a DC offset
-    of 0.4: one label, one rhythm, and p_abnormal within 0.03. (The model before FeatureConfig.floor_db and
+    of 0.4: one label, one rhythm, one verdict of the diastolic listener, and p_abnormal within 0.03. (The model before FeatureConfig.floor_db and
     DC removal at decoding moved by up to 0.16 and flipped a label.)"""
     for r in heart_sample.itertuples():
         x = load_audio(r.path, 2000)
@@ -69,7 +69,8 @@ def test_same_classification_at_any_rate_level_and_offset(model, heart_sample, t
             path = tmp_path / f"copy_{i}.wav"
             sf.write(path, np.clip(y, -1, 1), rate, subtype="PCM_16")
             answers.append(classify(read(path, model), model))
-        assert len({(q.label, q.rhythm) for q in answers}) == 1, (r.path, [(q.label, q.rhythm, q.p_abnormal) for q in answers])
+        assert len({(q.label, q.rhythm, q.diastolic_heard) for q in answers}) == 1, \
+            (r.path, [(q.label, q.rhythm, q.diastolic_heard, q.p_abnormal) for q in answers])
         p = [q.p_abnormal for q in answers if q.p_abnormal is not None]
         assert not p or max(p) - min(p) < 0.03, (r.path, p)
 

@@ -1,0 +1,232 @@
+"""Fit and evaluate the diastolic listener (heartbeat/diastolic.py): reports/diastolic_listener.md.
+
+    python scripts/fit_diastolic.py [--model models/heartbeat] [--out reports] [--workers 2]
+
+1. Every recording of every database through the bundle's own front end, its cycle profile kept. Each normal
+   recording also gets two murmured copies (murmurs.add_murmur: one mitral stenosis, a third of those in atrial
+   fibrillation, and one aortic regurgitation; grade I-IV at random), and half of the normals (their clean copy
+   and both murmured ones, each an independent draw) also go through another device's chain (augment.channel),
+   so the listener learns the murmur rather than a device. Cache: $HEARTBEAT_CACHE/diastolic.
+2. Each database left out in turn: the listener fitted on the other databases' rows (normals against their
+   murmured copies), its cut from their real normals (diastolic.FALSE_ALARMS of the worst of them), then on the
+   held-out database: sensitivity on its synthetic murmurs by kind and grade, false alarms on its real normals,
+   and, beside the network's held-out answers at the nested screening cut (reports/runs/logmel-cycle-soft2),
+   the specificity and sensitivity of the two together against the network alone; CirCor's real diastolic
+   murmurs.
+3. Fitted on every database into the bundle (diastolic.json).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from heartbeat import augment, screening                                      # noqa: E402
+from heartbeat import describe as D                                           # noqa: E402
+from heartbeat import murmurs as M                                            # noqa: E402
+from heartbeat.cache import cache_dir                                         # noqa: E402
+from heartbeat.datasets import ALL_DBS, circor_patients, load_table           # noqa: E402
+from heartbeat.diastolic import FALSE_ALARMS, DiastolicListener               # noqa: E402
+from heartbeat.model import DEFAULT_MODEL_DIR, load_model                     # noqa: E402
+
+# The listener's network, fixed beforehand (a logistic regression on the same profile heard too little: mitral
+# stenosis grade II+ 0.13 held out at the same false alarms; reports/diastolic_listener.md says so).
+HIDDEN, ALPHA = (64,), 1e-3
+NETWORK_RUNS = ROOT / "reports" / "runs" / "logmel-cycle-soft2"
+ROWS_VERSION = b"1"           # bump when _rows changes what it makes
+_model = None
+
+
+def _rows(job) -> list[dict]:
+    """The profile rows of one recording: its own, and for a normal one the chained and murmured copies."""
+    global _model
+    path, model_dir, normal, seed = job
+    from heartbeat.audio import AudioError
+    from heartbeat.frontend import prepare
+    from heartbeat.predict import read
+    if _model is None:
+        _model = load_model(model_dir)
+    cfg, seg = _model.features, _model.segmenter
+    try:
+        clean = prepare(read(path, _model), cfg, seg)
+    except AudioError:
+        return []
+
+    def row(prepared, kind="none", grade=0, fibrillation=False, chain=False):
+        profile = D.cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
+        return dict(path=path, kind=kind, grade=grade, fibrillation=fibrillation, chain=chain,
+                    profile=None if profile is None else profile.tolist())
+
+    rows = [row(clean)]
+    if not normal:
+        return rows
+    rng = np.random.default_rng(seed)
+    chain = bool(rng.random() < 0.5)
+    device = (lambda x, sr: augment.channel(x, sr, rng, snr_db=(5, 30))) if chain else None
+    if chain:
+        rows.append(row(prepare(clean.audio, cfg, seg, augment=device, rate=clean.sample_rate), chain=True))
+    for kind in M.KINDS:
+        grade = int(rng.choice(M.GRADES))
+        fibrillation = kind == "mitral_stenosis" and bool(rng.random() < 1 / 3)
+        y = M.add_murmur(clean.audio, clean.sample_rate, clean.beats.states, kind, grade, rng, fibrillation)
+        if y is not None:
+            heard = prepare(y, cfg, seg, augment=device, rate=clean.sample_rate)
+            rows.append(row(heard, kind, grade, fibrillation, chain))
+    return rows
+
+
+def profiles(table: pd.DataFrame, model_dir: Path, workers: int) -> pd.DataFrame:
+    sources = [Path(model_dir) / "segmenter.json"] + [Path(m.__file__) for m in (D, M, augment)]
+    key = hashlib.sha1(b"".join(p.read_bytes() for p in sources) + ROWS_VERSION).hexdigest()[:12]
+    out = cache_dir() / "diastolic" / f"rows-{key}.parquet"
+    if out.exists():
+        return pd.read_parquet(out)
+    jobs = [(p, str(model_dir), label == "normal", i) for i, (p, label) in enumerate(zip(table["path"], table["label"]))]
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        got = list(tqdm(pool.imap(_rows, jobs, chunksize=8), total=len(jobs), desc="profiles"))
+    frame = pd.DataFrame([r for rows in got for r in rows])
+    frame = frame.merge(table[["path", "database", "label", "group"]], on="path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out)
+    return frame
+
+
+def _pipeline():
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    return make_pipeline(StandardScaler(), MLPClassifier(HIDDEN, alpha=ALPHA, max_iter=300, early_stopping=True,
+                                                         random_state=0))
+
+
+def fit(rows: pd.DataFrame) -> DiastolicListener:
+    """The listener fitted on `rows` (normals and their copies), its cut from their real normals."""
+    train = rows[(rows["label"] == "normal") & rows["profile"].notna()]
+    X, y = np.stack(train["profile"]), (train["kind"] != "none").to_numpy()
+    scaler, mlp = _pipeline().fit(X, y)
+    listener = DiastolicListener(scaler.mean_.tolist(), scaler.scale_.tolist(),
+                                 [[w.tolist(), b.tolist()] for w, b in zip(mlp.coefs_, mlp.intercepts_)], 0.0,
+                                 {"fitted_on": sorted(train["database"].unique()), "rows": int(len(train)),
+                                  "hidden": list(HIDDEN), "alpha": ALPHA, "false_alarms": FALSE_ALARMS})
+    real = train[(train["kind"] == "none") & ~train["chain"]]
+    scores = _scores(listener, real)
+    listener.cut = max(_cut(scores[(real["database"] == db).to_numpy()]) for db in real["database"].unique())
+    return listener
+
+
+def _cut(scores: np.ndarray) -> float:
+    """The lowest cut that at most FALSE_ALARMS of `scores` reach."""
+    s = np.sort(scores)
+    allowed = int(np.floor(FALSE_ALARMS * len(s)))
+    return float(np.nextafter(s[len(s) - allowed - 1], np.inf))
+
+
+def _scores(listener: DiastolicListener, rows: pd.DataFrame) -> np.ndarray:
+    return np.array([np.nan if p is None else listener.score(np.asarray(p)) for p in rows["profile"]], float)
+
+
+def evaluate(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Each database left out: the held-out rows with the listener's score and cut."""
+    held = []
+    for db in ALL_DBS:
+        listener = fit(rows[rows["database"] != db])
+        part = rows[rows["database"] == db].copy()
+        part["score"], part["cut"] = _scores(listener, part), listener.cut
+        held.append(part)
+    held = pd.concat(held)
+    held["heard"] = held["score"] >= held["cut"]
+    return held, report(held)
+
+
+def _fmt(x) -> str:
+    return "-" if pd.isna(x) else f"{x:.2f}"
+
+
+def report(held: pd.DataFrame) -> list[str]:
+    synth = held[held["kind"] != "none"]
+    lines = ["# The diastolic listener, each database left out", "",
+             "Reproduce: `python scripts/fit_diastolic.py` (which also writes the bundle's `diastolic.json`). "
+             "How it works: `heartbeat/diastolic.py`; the sounds: `heartbeat/murmurs.py`. The listener is fitted on "
+             "eight databases (their normal recordings against murmured copies of them) and its cut set so that at "
+             f"most {FALSE_ALARMS:.0%} of any one of those databases' real normal recordings reach it; everything "
+             "below is the ninth database, never seen. Rows without a profile (fewer than "
+             f"{D.MIN_CYCLES} whole cycles found) are not assessed and count as not heard.", "",
+             f"## (a) Synthetic diastolic murmurs held out ({len(synth)} copies of "
+             f"{synth['path'].nunique()} normal recordings)", "",
+             "| kind | grade I | grade II | grade III | grade IV | grade II+ | in atrial fibrillation (II+) | "
+             "through another device (II+) |", "|---|---|---|---|---|---|---|---|"]
+    for kind in M.KINDS:
+        k = synth[synth["kind"] == kind]
+        loud = k[k["grade"] >= 2]
+        lines.append(f"| {kind.replace('_', ' ')} | " + " | ".join(_fmt(k.loc[k['grade'] == g, 'heard'].mean())
+                                                                  for g in M.GRADES)
+                     + f" | **{_fmt(loud['heard'].mean())}** | {_fmt(loud.loc[loud['fibrillation'], 'heard'].mean())} | "
+                     f"{_fmt(loud.loc[loud['chain'], 'heard'].mean())} |")
+    lines += ["", "Grade II and louder, both kinds, by held-out database (target >= 0.90): " + ", ".join(
+        f"{db} {_fmt(g.loc[g['grade'] >= 2, 'heard'].mean())}" for db, g in synth.groupby("database")), "",
+              "Tried first and not kept: a logistic regression on the same profile, same rows and cut rule, heard "
+              "mitral stenosis grade II+ 0.13 and aortic regurgitation II+ 0.69 held out (the rumble fills the whole "
+              "diastole, so it shows only in how the bands' levels combine, which a linear score cannot follow).", ""]
+
+    real = held[(held["kind"] == "none") & ~held["chain"]]
+    net = _network(real)
+    lines += ["## (b) Real recordings held out: what the listener adds to the network", "",
+              "The network's answers are its own leave-one-database-out predictions at the nested screening cut "
+              "(`reports/runs/logmel-cycle-soft2`, as `reports/cross_device.md`); \"both\" refers when either does.", "",
+              "| held out | normals | listener's false alarms | Sp network | Sp both | abnormal | Se network | Se both |",
+              "|---|---|---|---|---|---|---|---|"]
+    for db, g in net.groupby("database"):
+        n, a = g[g["label"] == "normal"], g[g["label"] == "abnormal"]
+        lines.append(f"| {db} | {len(n)} | {_fmt(n['heard'].mean())} | {_fmt(1 - n['net'].mean())} | "
+                     f"{_fmt(1 - (n['net'] | n['heard']).mean())} | {len(a)} | {_fmt(a['net'].mean())} | "
+                     f"{_fmt((a['net'] | a['heard']).mean())} |")
+    patients = circor_patients()
+    dia = {f"circor2022/{pid}" for pid in patients.index[patients["Diastolic murmur timing"].notna()]}
+    d = real[real["group"].isin(dia)]
+    lines += ["", f"CirCor's real diastolic murmurs ({len(d)}, all early-diastolic), held out with CirCor: the listener "
+              f"hears {int(d['heard'].sum())} of {len(d)} (logit - cut: "
+              + ", ".join("not assessed" if pd.isna(s) else f"{s - c:+.1f}" for s, c in zip(d["score"], d["cut"])) + ").",
+              ""]
+    return lines
+
+
+def _network(real: pd.DataFrame) -> pd.DataFrame:
+    """`real` with `net`: the network's held-out answer at the nested screening cut (False where it has none)."""
+    pred = screening.nested(screening.lodo_predictions(NETWORK_RUNS))
+    flag = dict(zip(pred["path"], pred["p"] >= pred["threshold"]))
+    return real.assign(net=real["path"].map(flag).fillna(False).astype(bool),
+                       heard=real["heard"].fillna(False).astype(bool))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    ap.add_argument("--out", default=str(ROOT / "reports"))
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    table = load_table()
+    table = table[table["label"].isin(["normal", "abnormal"])]
+    rows = profiles(table, Path(args.model), args.workers)
+    held, lines = evaluate(rows)
+    listener = fit(rows)
+    listener.info["held_out"] = {db: {"false_alarms": float(g.loc[(g["kind"] == "none") & ~g["chain"]
+                                                                    & (g["label"] == "normal"), "heard"].mean()),
+                                      "synthetic_grade2plus": float(g.loc[g["grade"] >= 2, "heard"].mean())}
+                                 for db, g in held.groupby("database")}
+    (Path(args.model) / "diastolic.json").write_text(listener.to_json())
+    out = Path(args.out) / "diastolic_listener.md"
+    out.write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
