@@ -46,6 +46,9 @@ RECIPES = {
     # Both: the log-mel rows (the shipped recipe's, which rank best) above the PCEN rows (whose Se-0.85 cuts
     # spread least between devices), so the network can lean on either.
     "logmel-pcen": (dataclasses.replace(_LOGMEL_CYCLE, kind="logmel+pcen"), TrainSettings(augmentation="channel")),
+    # Longer self-supervised pretraining (issue: screening sensitivity): SimCLR on the shipped recipe's trunk for
+    # 30 epochs (the `contrastive` row had 10, on MFCC) before the supervised 10: what stays when the chain changes.
+    "pretrain30": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", pretrain_epochs=30)),
 }
 # The same recipe after the segmenter was refitted on floored frame energies (beats.FLOOR_DB): its cycle
 # rows no longer move with the file's rate (features differ through segmenter.json, part of the cache key).
