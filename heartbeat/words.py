@@ -63,7 +63,7 @@ DIASTOLIC_TEXT = ("but a diastolic murmur was heard by the second listener, whic
 def chance(result: dict) -> str:
     """The chance of abnormal against the referral cut, and why the cut sits where it does."""
     p, cut = percent(result["p_abnormal"], result["threshold"])
-    if result["label"] == "abnormal" and result["p_abnormal"] < result["threshold"]:
+    if result["label"] == "abnormal" and result.get("diastolic_heard") and result["p_abnormal"] < result["threshold"]:
         side = f"below the referral cut of {cut}, {DIASTOLIC_TEXT}"
     elif result["label"] == "abnormal":
         side = (f"at or above the referral cut of {cut}, which is set low on purpose: an extra referral costs less "
