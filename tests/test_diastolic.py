@@ -8,7 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 from heartbeat import murmurs as M
-from heartbeat.describe import profile_of
 from heartbeat.frontend import prepare
 from heartbeat.predict import decide, read
 from heartbeat.words import details, one_line
