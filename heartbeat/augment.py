@@ -92,6 +92,13 @@ def channel(audio: np.ndarray, sr: int, rng: np.random.Generator, snr_db=(0, 30)
     return np.clip(x, -1, 1).astype(np.float32)
 
 
+def recolour(x: np.ndarray, sr: int, freqs: np.ndarray, gain_db: np.ndarray, limit_db: float = 20.0) -> np.ndarray:
+    """`x` through a zero-phase filter whose gain at `freqs` is `gain_db` (clipped to +-limit_db): one
+    device's response swapped for another's (cache.transfer builds the gains from the databases' spectra)."""
+    g = np.clip(np.interp(np.fft.rfftfreq(len(x), 1 / sr), freqs, gain_db), -limit_db, limit_db)
+    return np.fft.irfft(np.fft.rfft(x) * 10 ** (g / 20), n=len(x))
+
+
 # A phone or a messaging app between the chest and the file: (encoder, container, bitrates, its sample rate).
 CODECS = [("aac", "adts", ("16k", "24k", "32k"), 8000), ("libopus", "ogg", ("6k", "8k", "12k", "16k"), 8000),
           ("libopencore_amrnb", "amr", ("4.75k", "7.95k", "12.2k"), 8000), ("libmp3lame", "mp3", ("16k", "24k"), 8000)]

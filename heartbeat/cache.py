@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import augment, murmurs
-from .audio import WIDEBAND_RATE, load_audio
+from .audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio
 from .beats import Segmenter, find_beats
 from .features import FeatureConfig, model_input
 from .frontend import clean, prepare
@@ -60,12 +60,57 @@ def with_diastolic_murmur(kind: str, cfg: FeatureConfig, rng: np.random.Generato
     return make
 
 
+@lru_cache(maxsize=1)
+def device_spectra(per_db: int = 40) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Each database's long-term average spectrum (dB, its mean over 25-800 Hz removed): Welch spectra of
+    `per_db` recordings drawn at random (fixed seed), averaged. Computed once from the data, then kept in
+    the cache folder."""
+    from scipy import signal
+    from .datasets import load_table
+    path = cache_dir() / f"device_spectra-{per_db}.json"
+    if not path.exists():
+        table = load_table()
+        spectra = {}
+        for db, rows in table.groupby("database"):
+            dbs = []
+            for p in rows.sample(min(per_db, len(rows)), random_state=0)["path"]:
+                freqs, power = signal.welch(load_audio(p, SAMPLE_RATE, min_seconds=0), SAMPLE_RATE, nperseg=256)
+                dbs.append(10 * np.log10(power + 1e-20))
+            band = (freqs >= 25) & (freqs <= 800)
+            mean = np.mean(dbs, axis=0)
+            spectra[db] = (mean - mean[band].mean()).tolist()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps({"freqs": freqs.tolist(), "spectra": spectra}))
+        os.replace(partial, path)
+    d = json.loads(path.read_text())
+    return np.array(d["freqs"]), {db: np.array(v) for db, v in d["spectra"].items()}
+
+
+def transfer_target(path: str, seed: int, copy: int) -> str:
+    """The database whose device a "transfer" copy of `path` is re-coloured as: any database but its own,
+    drawn apart from the copy's other random choices so that training can tell which copies to drop."""
+    from .datasets import ALL_DBS, database_of
+    others = sorted(db for db in ALL_DBS if db != database_of(path))
+    return others[np.random.default_rng([seed, copy, zlib.crc32(path.encode()), 1]).integers(len(others))]
+
+
+def transfer(path: str, seed: int, copy: int, rng: np.random.Generator):
+    """Device transfer (the field's device impulse-response augmentation, built from our nine devices):
+    the recording re-coloured from its database's long-term spectrum to another's, then `channel`."""
+    from .datasets import database_of
+    freqs, spectra = device_spectra()
+    gain_db = spectra[transfer_target(path, seed, copy)] - spectra[database_of(path)]
+    return lambda audio, rate: AUGMENTATIONS["channel"](augment.recolour(audio, rate, freqs, gain_db), rate, rng)
+
+
 def _featurize_one(job) -> np.ndarray:
     path, cfg, copy, seed, out, kind = job
     augment_copy = None
     if copy > 0:
         rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
         augment_copy = (with_diastolic_murmur(kind, cfg, rng) if kind.startswith("diastolic") else
+                        transfer(path, seed, copy, rng) if kind == "transfer" else
                         lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng))  # noqa: E731
     try:
         prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
@@ -100,6 +145,8 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     folder.mkdir(parents=True, exist_ok=True)
     files = [folder / (hashlib.sha1(p.encode()).hexdigest()[:20] + ".npy") for p in paths]
     todo = [(p, cfg, copy, seed, f, augmentation) for p, f in zip(paths, files) if not f.exists()]
+    if todo and augmentation == "transfer":
+        device_spectra()          # once, here, before the workers read it
     if todo:
         desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
         # Fresh worker processes, not forks: a fork of a process that has run TensorFlow can abort when

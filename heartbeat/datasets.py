@@ -39,6 +39,12 @@ PASCAL_LABELS = {"normal": "normal", "murmur": "abnormal", "extrahls": "abnormal
                  "artifact": "no_heartbeat", "Aunlabelledtest": "unknown", "Bunlabelledtest": "unknown"}
 
 
+def database_of(path) -> str:
+    """The database a recording of the shared data belongs to, from its path."""
+    parts = Path(path).parts
+    return "circor2022" if "circor2022" in parts else parts[-2]
+
+
 def data_root() -> Path | None:
     """$HEARTBEAT_DATA if set, else ../shared/data beside the repository if it exists, else None."""
     if os.environ.get(DATA_ENV):

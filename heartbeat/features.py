@@ -30,8 +30,9 @@ class FeatureConfig:
     sample_rate: int = SAMPLE_RATE
     band_hz: tuple[float, float] = (25.0, 400.0)
     filter_order: int = 4
-    # "mfcc", "logmel", "pcen" (per-channel energy normalisation of the mel bands) or "logmel+pcen" (both,
-    # stacked: the log-mel's ranking with PCEN's device-free gain)
+    # "mfcc", "logmel", "pcen" (per-channel energy normalisation of the mel bands), "logmel+pcen" (both,
+    # stacked: the log-mel's ranking with PCEN's device-free gain) or "spectrum" (the power spectrum's bins
+    # under the mel filters, for a network that learns its own filterbank: model.LearnableFilterbank)
     kind: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 32
@@ -62,7 +63,7 @@ class FeatureConfig:
     cycle_source: str = "viterbi"
 
     def __post_init__(self):
-        if self.kind not in ("mfcc", "logmel", "pcen", "logmel+pcen"):
+        if self.kind not in ("mfcc", "logmel", "pcen", "logmel+pcen", "spectrum"):
             raise ValueError(f"unknown feature kind {self.kind!r}")
         if self.cycle_source not in ("viterbi", "posterior"):
             raise ValueError(f"unknown cycle_source {self.cycle_source!r}")
@@ -70,7 +71,8 @@ class FeatureConfig:
 
     @property
     def n_coeffs(self) -> int:
-        return {"mfcc": self.n_mfcc, "logmel+pcen": 2 * self.n_mels}.get(self.kind, self.n_mels)
+        return {"mfcc": self.n_mfcc, "logmel+pcen": 2 * self.n_mels,
+                "spectrum": len(spectrum_bins(self))}.get(self.kind, self.n_mels)
 
     @property
     def state_rows(self) -> int:
@@ -148,6 +150,8 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     """(n_coeffs + state_rows, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned;
     `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
+    if cfg.kind == "spectrum":
+        return _finish(_spectrum_db(power, cfg), cfg, beats)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
     if cfg.kind == "pcen":
         return _finish(pcen(mel, cfg), cfg, beats)
@@ -158,6 +162,21 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
         return _finish(np.vstack([logmel, pcen(mel, cfg)]), cfg, beats)
     fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
     return _finish(fmap, cfg, beats)
+
+
+def spectrum_bins(cfg: FeatureConfig) -> np.ndarray:
+    """The power spectrum's bins any mel filter of cfg reaches: the rows of a "spectrum" heat map."""
+    return np.flatnonzero(mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax).any(axis=0))
+
+
+def _spectrum_db(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """The bins under the mel filters in dB, floored as the log-mel is, less each bin's mean over the
+    recording: a device's fixed response (a gain per bin) and the level are divided out in the power
+    domain, where a learnt filterbank can still sum the bins (model.LearnableFilterbank)."""
+    db = 10.0 * np.log10(np.maximum(power[spectrum_bins(cfg)], 1e-10))
+    if cfg.floor_db is not None:
+        db = np.maximum(db, db.max() - cfg.floor_db)
+    return db - db.mean(axis=1, keepdims=True)
 
 
 def pcen(mel: np.ndarray, cfg: FeatureConfig, time_constant: float = 0.4) -> np.ndarray:
@@ -172,7 +191,7 @@ def pcen(mel: np.ndarray, cfg: FeatureConfig, time_constant: float = 0.4) -> np.
 
 def _finish(fmap: np.ndarray, cfg: FeatureConfig, beats: Beats | None) -> np.ndarray:
     """The per-recording standardisation and the cycle rows, for every kind of heat map."""
-    if cfg.recording_norm:
+    if cfg.recording_norm and cfg.kind != "spectrum":     # "spectrum" is standardised after its filterbank
         spread = fmap.std(axis=1, keepdims=True) + 1e-6
         fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
     if cfg.cycle_states:

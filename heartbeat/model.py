@@ -30,7 +30,8 @@ from .quality import QualityGate
 DEFAULT_MODEL_DIR = Path(str(resources.files("heartbeat") / "bundled"))
 
 
-def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int = 0, freq_mixstyle: float = 0.0):
+def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int = 0, freq_mixstyle: float = 0.0,
+              filterbank: np.ndarray | None = None, norm_floor_db: float = 3.0, width: float = 1.0):
     """Keras CNN on one heat-map window. Output: one logit, positive = abnormal.
 
     "baseline": the original notebooks' network (4 blocks of 2x2 conv + 2x2 max-pool + dropout 0.2,
@@ -40,6 +41,8 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
     `state_rows`: the input's last rows are the cycle states (FeatureConfig.cycle_states); each becomes a
     channel repeated over every coefficient, so the first convolution sees sound and cycle phase together.
     `freq_mixstyle`: the probability of Freq-MixStyle on the heat map while training (identity at inference).
+    `filterbank`: (bins, bands) starting weights of a learnt filterbank over a "spectrum" heat map
+    (LearnableFilterbank); `width`: the convolutions' filters times this (the capacity check).
     """
     import keras
     from keras import layers
@@ -50,11 +53,17 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
         n = input_shape[0] - state_rows
         heat = layers.Cropping2D(((0, state_rows), (0, 0)))(inputs)
         states = layers.Permute((3, 2, 1))(layers.Cropping2D(((n, 0), (0, 0)))(inputs))  # (1, frames, states)
+        if filterbank is not None:
+            heat = LearnableFilterbank(filterbank, norm_floor_db)(heat)
+            n = filterbank.shape[1]
         if freq_mixstyle:
             heat = FreqMixStyle(freq_mixstyle, seed=seed)(heat)
         x = layers.Concatenate()([heat, layers.UpSampling2D((n, 1))(states)])
-    elif freq_mixstyle:
-        x = FreqMixStyle(freq_mixstyle, seed=seed)(x)
+    else:
+        if filterbank is not None:
+            x = LearnableFilterbank(filterbank, norm_floor_db)(x)
+        if freq_mixstyle:
+            x = FreqMixStyle(freq_mixstyle, seed=seed)(x)
     if variant == "baseline":
         for filters in (16, 32, 64, 128):
             x = layers.Conv2D(filters, 2, padding="same", activation="relu")(x)
@@ -68,7 +77,7 @@ def build_cnn(input_shape, variant: str = "cnn", seed: int = 0, state_rows: int 
     if variant != "cnn":
         raise ValueError(f"unknown variant {variant!r}")
     for filters, drop in ((16, 0.1), (32, 0.1), (48, 0.2), (64, 0.3)):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.Conv2D(int(round(filters * width)), 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D(2, padding="same")(x)
@@ -113,6 +122,37 @@ def _freq_mixstyle_class():
 
 def FreqMixStyle(p: float, seed: int = 0):
     return _freq_mixstyle_class()(p, seed=seed)
+
+
+def LearnableFilterbank(init: np.ndarray, norm_floor_db: float = 3.0):
+    """A filterbank the network learns (Sainath et al. 2013; for heart sounds across devices, a learnable
+    front end was reported to raise MAcc on unseen domains): the "spectrum" heat map's bins (dB, each bin's
+    recording mean removed: features._spectrum_db) back to power, summed by non-negative weights that start
+    as the mel triangles (each scaled to sum 1), to dB, then each band standardised over the window (spread
+    at least `norm_floor_db`), as the log-mel recipes standardise each band over the recording."""
+    import keras
+    from keras import ops
+
+    class _LearnableFilterbank(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=init.shape, initializer=keras.initializers.Constant(init),
+                                     constraint=keras.constraints.NonNeg(), name="filters")
+
+        def call(self, x):                                            # (batch, bins, frames, 1)
+            power = ops.power(10.0, ops.transpose(x[..., 0], (0, 2, 1)) / 10.0)      # (batch, frames, bins)
+            db = 10.0 * ops.log10(ops.matmul(power, self.w) + 1e-6)                 # (batch, frames, bands)
+            mean = ops.mean(db, axis=1, keepdims=True)
+            spread = ops.maximum(ops.sqrt(ops.var(db, axis=1, keepdims=True) + 1e-6), norm_floor_db)  # no NaN gradient at 0
+            return ops.expand_dims(ops.transpose((db - mean) / spread, (0, 2, 1)), -1)
+
+    return _LearnableFilterbank(name="learnable_filterbank")
+
+
+def filterbank_init(cfg: FeatureConfig) -> np.ndarray:
+    """(bins, bands): cfg's mel triangles over features.spectrum_bins, each scaled to sum 1."""
+    from .features import mel_filters, spectrum_bins
+    w = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax)[:, spectrum_bins(cfg)]
+    return (w / w.sum(axis=1, keepdims=True)).T.astype(np.float32)
 
 
 @dataclass

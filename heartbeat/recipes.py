@@ -49,6 +49,15 @@ RECIPES = {
     # Longer self-supervised pretraining (issue: screening sensitivity): SimCLR on the shipped recipe's trunk for
     # 30 epochs (the `contrastive` row had 10, on MFCC) before the supervised 10: what stays when the chain changes.
     "pretrain30": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", pretrain_epochs=30)),
+    # A filterbank the network learns (issue: screening sensitivity): the power spectrum's bins in, mel
+    # triangles as the starting weights (model.LearnableFilterbank), everything else as shipped.
+    "filterbank": (dataclasses.replace(_LOGMEL_CYCLE, kind="spectrum"), TrainSettings(augmentation="channel")),
+    # Device transfer: each augmented copy re-coloured with another database's long-term spectrum before the
+    # channel chain (cache.transfer); copies aimed at a database outside training are dropped.
+    "transfer": (_LOGMEL_CYCLE, TrainSettings(augmentation="transfer")),
+    # Capacity: the shipped network with twice the filters in every block. Distillation into the small one is
+    # worth it only if this ranks unseen databases better.
+    "wide": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", width=2.0)),
 }
 # The same recipe after the segmenter was refitted on floored frame energies (beats.FLOOR_DB): its cycle
 # rows no longer move with the file's rate (features differ through segmenter.json, part of the cache key).

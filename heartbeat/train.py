@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .cache import featurize
+from .cache import featurize, transfer_target
 from .datasets import NOT_AUDIBLE_DBS
 from .features import FeatureConfig
-from .model import Bundle, Calibration, build_cnn
+from .model import Bundle, Calibration, build_cnn, filterbank_init
 
 
 
@@ -37,6 +37,7 @@ class TrainSettings:
     # coronary disease with no sound to hear) leave training and validation, their normals stay.
     target: str = "diagnosis"
     freq_mixstyle: float = 0.0        # probability that a training batch has its per-band statistics mixed
+    width: float = 1.0                # the convolutions' filters times this (a larger network: is capacity the limit?)
     # Domain-adversarial training (Ganin et al. 2016): a head guesses each window's database from the pooled
     # features through a gradient reversal of this strength, so the trunk unlearns what names the device.
     domain_adversarial: float = 0.0
@@ -117,7 +118,8 @@ def fit_windows(X, y, weight, cfg: FeatureConfig, settings: TrainSettings, val_s
     if settings.variant == "baseline":   # the original: windows drawn uniformly, class weights on the loss
         frac = float(np.mean(y))
         class_weight = {0: 0.5 / (1 - frac), 1: 0.5 / frac}
-    model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows, settings.freq_mixstyle)
+    model = build_cnn(cfg.input_shape, settings.variant, settings.seed, cfg.state_rows, settings.freq_mixstyle,
+                      filterbank_init(cfg) if cfg.kind == "spectrum" else None, cfg.norm_floor_db, settings.width)
     history = []
     if settings.pretrain_epochs and views is not None:
         history = pretrain_contrastive(model, X, views, np.asarray(weight)[views[:, 0]], settings)
@@ -246,6 +248,16 @@ def spec_augment(windows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def heard_transfers(parts: list, paths: list[str], heard: set[str], seed: int) -> list:
+    """`parts` (copy 0 clean, then "transfer" copies: (windows, recording index) each) without the copies
+    re-coloured as a database outside `heard`: a held-out database's device must not reach training."""
+    kept = [parts[0]]
+    for c, (Xc, rc) in enumerate(parts[1:], 1):
+        aimed = np.array([transfer_target(p, seed, c) in heard for p in paths])[rc]
+        kept.append((Xc[aimed], rc[aimed]))
+    return kept
+
+
 def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings, log=print) -> Trained:
     """Train on the labelled (normal/abnormal) rows of `table` at least one window long; hold out a
     group-wise validation part for early stopping, calibration and the decision threshold."""
@@ -264,6 +276,8 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
     X0, rec0 = featurize(paths, cfg, 0, settings.seed)
     parts = [(X0, rec0)] + [featurize(paths, cfg, c, settings.seed, augmentation=settings.augmentation)
                             for c in range(1, settings.augment_copies + 1)]
+    if settings.augmentation == "transfer":
+        parts = heard_transfers(parts, paths, set(table["database"]), settings.seed)
     in_train = np.isin(np.arange(len(table)), tr)
     X = np.concatenate([Xc[in_train[rc]] for Xc, rc in parts])
     recs = [rc[in_train[rc]] for _, rc in parts]

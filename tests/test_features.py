@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heartbeat.features import FeatureConfig, feature_map, model_input, windows
+from heartbeat.features import FeatureConfig, feature_map, model_input, spectrum_bins, windows
 from heartbeat.frontend import clean, prepare
 
 
@@ -51,7 +51,7 @@ def test_windows_cover_the_recording(n, window, hop):
         assert starts[0] == 0 and starts[-1] + window == n and np.all(np.diff(starts) <= hop)
 
 
-@pytest.mark.parametrize("kind", ["mfcc", "logmel", "pcen", "logmel+pcen"])
+@pytest.mark.parametrize("kind", ["mfcc", "logmel", "pcen", "logmel+pcen", "spectrum"])
 def test_extract_shapes_and_times(kind):
     cfg = FeatureConfig(kind=kind)
     x = heartlike(seconds=10, sr=cfg.sample_rate).astype(np.float32)
@@ -81,6 +81,19 @@ def test_pcen_rows_do_not_move_with_the_level(kind):
     x = clean(heartlike(seconds=10, sr=2000).astype(np.float32), cfg)
     # (a few hundredths of a spread where a band is near empty: float32 rounding, not level)
     np.testing.assert_allclose(feature_map(0.1 * x, cfg), feature_map(x, cfg), atol=0.05)
+
+
+def test_spectrum_rows_lose_the_level_and_a_fixed_gain_per_bin():
+    # The "spectrum" map (for the learnt filterbank) removes each bin's recording mean in dB: 20 dB quieter,
+    # or a device's fixed response, leaves it where the sound is above the floor.
+    cfg = FeatureConfig(kind="spectrum", floor_db=50.0)
+    x = clean(heartlike(seconds=10, sr=2000).astype(np.float32), cfg)
+    assert feature_map(x, cfg).shape[0] == len(spectrum_bins(cfg)) == cfg.n_coeffs
+    np.testing.assert_allclose(feature_map(0.1 * x, cfg), feature_map(x, cfg), atol=0.01)
+    from heartbeat.augment import recolour
+    tilted = recolour(x, 2000, np.array([0.0, 1000.0]), np.array([6.0, -6.0])).astype(np.float32)
+    loud = feature_map(x, cfg) > -20                   # bins well above the floor in that frame
+    assert np.abs(feature_map(tilted, cfg) - feature_map(x, cfg))[loud].mean() < 0.5   # dB
 
 
 def test_same_audio_same_features():

@@ -152,3 +152,40 @@ def test_training_with_synthetic_diastolic_murmurs_and_the_domain_head(table, tm
     test = select(table, ["training-c"], ["normal"], min_seconds=8).head(2)
     pred = synthetic_predictions(trained, test, seed=1)
     assert len(pred) == len(test) * (1 + len(KINDS) * len(GRADES)) and pred["p"].between(0, 1).all()
+
+
+def test_learnt_filterbank_trains_and_serves_through_litert(table, tmp_path, monkeypatch):
+    """The `filterbank` recipe: its layer starts as the mel triangles, stays non-negative while training,
+    and the saved bundle answers as the Keras network does."""
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
+    small = select(table, ["training-a", "set_b"], ["normal", "abnormal"], min_seconds=5)
+    small = small.groupby(["database", "label"]).head(3)
+    cfg = RECIPES["filterbank"][0]
+    settings = T.TrainSettings(epochs=1, windows_per_epoch=128, batch_size=32, augment_copies=0, val_fraction=0.34, seed=1)
+    trained = T.train_model(small, cfg, settings, log=lambda *_: None)
+    weights = trained.keras_model.get_layer("learnable_filterbank").get_weights()[0]
+    assert weights.shape == (cfg.n_coeffs, cfg.n_mels) and weights.min() >= 0
+    assert not np.allclose(weights, T.filterbank_init(cfg))          # it learnt
+    out = save_bundle(trained.keras_model, trained.bundle, tmp_path / "bundle")
+    X, _ = featurize(small["path"].tolist(), cfg, 0)
+    np.testing.assert_allclose(load_model(out).window_logits(X[:20].astype(np.float32)),
+                               trained.keras_model(X[:20].astype(np.float32), training=False).numpy()[:, 0],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_device_transfer_never_aims_at_a_database_outside_training():
+    from heartbeat.cache import transfer_target
+    from heartbeat.datasets import ALL_DBS
+    path = "/data/physionet2016/training-a/a0001.flac"
+    targets = {transfer_target(path, 0, c) for c in range(1, 60)}
+    assert targets == set(ALL_DBS) - {"training-a"}                   # every other device, never its own
+    assert transfer_target(path, 0, 1) == transfer_target(path, 0, 1)
+    paths = [path, "/data/circor2022/training_data/1_AV.flac"]
+    rec = np.array([0, 0, 1])
+    parts = [(np.zeros((3, 1)), rec)] + [(np.arange(3.0)[:, None] + c, rec) for c in (1, 2, 3)]
+    heard = {"training-a", "circor2022", transfer_target(paths[0], 0, 1)}
+    kept = T.heard_transfers(parts, paths, heard, 0)
+    assert kept[0][0].shape == (3, 1)
+    for c, (Xc, rc) in enumerate(kept[1:], 1):
+        assert all(transfer_target(paths[r], 0, c) in heard for r in rc)
+    assert len(kept[1][1]) >= 2                                       # the copy aimed at a heard database stays
