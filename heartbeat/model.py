@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FeatureConfig
+from .features import FeatureConfig, mel_filters, spectrum_bins
 from .beats import Segmenter
 from .artifacts import ArtifactDetector
 from .describe import Describer
@@ -150,7 +150,6 @@ def LearnableFilterbank(init: np.ndarray, norm_floor_db: float = 3.0):
 
 def filterbank_init(cfg: FeatureConfig) -> np.ndarray:
     """(bins, bands): cfg's mel triangles over features.spectrum_bins, each scaled to sum 1."""
-    from .features import mel_filters, spectrum_bins
     w = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax)[:, spectrum_bins(cfg)]
     return (w / w.sum(axis=1, keepdims=True)).T.astype(np.float32)
 
