@@ -22,9 +22,6 @@ RUN pip install --no-cache-dir "/src[app]" && rm -rf /src /root/.cache \
 WORKDIR /home/clinic
 COPY app.py ./
 USER clinic
-# The segmenter's Viterbi compiled into numba's cache now, for the user that serves: no start-up pays for it.
-ENV NUMBA_CACHE_DIR=/home/clinic/.cache/numba
-RUN python -c "from heartbeat import load_model; from heartbeat.serve.page import warm_up; warm_up(load_model())"
 
 EXPOSE 7860
 # Inside a container the app must listen on all interfaces; publish it only where it should be reached.

@@ -16,7 +16,6 @@ $(APP_VENV)/.installed: pyproject.toml
 	python3 -m venv $(APP_VENV)
 	$(APP_VENV)/bin/python -m pip install -q --upgrade pip
 	$(APP_VENV)/bin/python -m pip install -q -e ".[app]"
-	$(APP_VENV)/bin/python -c "from heartbeat.serve.page import warm_up; from heartbeat import load_model; warm_up(load_model())"   # numba's cache, once
 	touch $@
 
 run: $(APP_VENV)/.installed

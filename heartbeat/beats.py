@@ -7,7 +7,7 @@ frames 100 ms either side. A small network, fitted on CirCor's annotated S1 / sy
 of each state. The heart period comes from the autocorrelation of those probabilities; a Viterbi pass over
 the phases of one cycle (S1 and S2 of fixed length, systole and diastole allowed to stretch or shrink from
 beat to beat) then finds the sequence that best explains them: Springer's duration-dependent HMM idea, in
-a form that costs milliseconds. The heart rate is the mean S1-to-S1 interval of that sequence.
+a form that costs milliseconds (numpy, every candidate period in one pass). The heart rate is the mean S1-to-S1 interval of that sequence.
 """
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numba
 import numpy as np
-import scipy.fft
-from scipy import signal
 
+from .dsp import butter, find_peaks, sosfiltfilt
 from .preprocess import EDGE_S
 
 FRAME_RATE = 50                     # Hz: 20 ms frames; S1 and S2 last 80-150 ms
@@ -60,7 +58,7 @@ def _frames(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, 2 * hop)[::hop][:n]
 
 
-_SMOOTH = signal.butter(2, 8.0, "lowpass", fs=FRAME_RATE, output="sos")   # designed once, not per answer
+_SMOOTH = butter(2, 8.0, "lowpass", FRAME_RATE)   # designed once, not per answer
 
 
 def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -72,7 +70,7 @@ def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     blocks = energy[: len(energy) // block * block].reshape(-1, block).mean(axis=1)
     if len(blocks) < 16:
         return np.zeros(len(blocks), np.float32)
-    env = signal.sosfiltfilt(_SMOOTH, blocks)
+    env = sosfiltfilt(_SMOOTH, blocks)
     return ((env - env.mean()) / (env.std() + 1e-12)).astype(np.float32)
 
 
@@ -80,7 +78,7 @@ def frame_features(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
     recording), and the Shannon envelope."""
     frames = _frames(clean_audio, sample_rate)
-    power = np.abs(scipy.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
+    power = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
     env = envelope(clean_audio, sample_rate)
@@ -147,7 +145,7 @@ def _period(ac: np.ndarray) -> tuple[float, float] | None:
     lo, hi = int(FRAME_RATE * 60 / MAX_BPM), min(int(FRAME_RATE * 60 / MIN_BPM), len(ac) // 2)
     if hi <= lo + 1:
         return None
-    peaks, _ = signal.find_peaks(ac[lo:hi + 1])
+    peaks = find_peaks(ac[lo:hi + 1])
     if len(peaks) == 0:
         return None
     k = lo + peaks[np.argmax(ac[lo + peaks])]
@@ -156,9 +154,9 @@ def _period(ac: np.ndarray) -> tuple[float, float] | None:
     return k + float(np.clip(shift, -0.5, 0.5)), float(max(b, 0.0))
 
 
-def cycle_states(log_p: np.ndarray, period: float, seg: Segmenter) -> tuple[np.ndarray, float]:
-    """Viterbi over the phases of one heart cycle: the most likely state (0..3) of every frame, and
-    that path's log-likelihood."""
+def cycle(period: float, seg: Segmenter) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The phases of one heart cycle of `period` frames: each phase's state (0..3) and the log cost of
+    leaving it by staying, by one phase and by skipping one (S1 and S2 always advance by one)."""
     period_s = period / FRAME_RATE
     d1, d2 = max(2, round(seg.s1_s * FRAME_RATE)), max(2, round(seg.s2_s * FRAME_RATE))
     k = max(int(round(period)), d1 + d2 + 4)
@@ -166,38 +164,47 @@ def cycle_states(log_p: np.ndarray, period: float, seg: Segmenter) -> tuple[np.n
     phase = np.repeat([0, 1, 2, 3], [d1, dsys, d2, k - d1 - dsys - d2])
     flex = (phase == 1) | (phase == 3)
     neg = -1e9
-    stay = np.where(flex, np.log(FLEX_STAY), neg)
-    one = np.where(flex, np.log(1 - FLEX_STAY - FLEX_SKIP), 0.0)
-    skip = np.where(flex, np.log(FLEX_SKIP), neg)
-    path, best = _viterbi(np.ascontiguousarray(log_p[:, phase]), stay, one, skip)
-    return phase[path], best
+    return (phase, np.where(flex, np.log(FLEX_STAY), neg), np.where(flex, np.log(1 - FLEX_STAY - FLEX_SKIP), 0.0),
+            np.where(flex, np.log(FLEX_SKIP), neg))
 
 
-@numba.njit(cache=True)    # compiled once (~2 s), then loaded from numba's cache
-def _viterbi(emit, stay, one, skip):
-    """Best phase path: phase j is reached from j (stay), j-1 (one) or j-2 (skip), cyclically, at the
-    cost set by the source phase. Compiled: a numpy loop over frames costs 10 us a step, this 0.2."""
-    n, k = emit.shape
-    back = np.zeros((n, k), np.int8)
+def best_cycle(log_p: np.ndarray, periods, seg: Segmenter) -> tuple[np.ndarray, float]:
+    """Viterbi over the phases of one heart cycle, for each candidate period at once: the most likely state
+    (0..3) of every frame under the period whose best path explains the frames best, and that path's
+    log-likelihood (the first such period in `periods` order on a tie).
+
+    Every period's cycle is a ring of phases; phase j is reached from j (stay), j-1 (one) or j-2 (skip), at the
+    cost set by the source phase. All the rings sit side by side in one vector, so a frame is a handful of
+    numpy operations whatever the number of periods (a per-phase loop in Python would cost ~100x that)."""
+    rings = {}
+    for p in periods:     # periods a fraction of a frame apart make the same ring: it is run once (the first wins ties)
+        ring = cycle(p, seg)
+        rings.setdefault(ring[0].tobytes(), ring)
+    rings = list(rings.values())
+    sizes = np.array([len(r[0]) for r in rings])
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    phase = np.concatenate([r[0] for r in rings])
+    local = np.arange(len(phase)) - np.repeat(starts, sizes)
+    ring_start, ring_size = np.repeat(starts, sizes), np.repeat(sizes, sizes)
+    sources = np.stack([ring_start + (local - step) % ring_size for step in range(3)])    # (3, phases)
+    leave = np.stack([np.concatenate([r[1 + step] for r in rings])[sources[step]] for step in range(3)])
+    emit = log_p[:, phase]
+    n = len(emit)
+    options = np.empty((n, 3, len(phase)))     # every frame's three ways in, kept: the choices are made after
     score = emit[0].copy()
-    new = np.empty(k)
-    for t in range(1, n):
-        for j in range(k):
-            best, step = score[j] + stay[j], 0
-            c = score[j - 1] + one[j - 1]          # index -1 wraps to the cycle's last phase
-            if c > best:
-                best, step = c, 1
-            c = score[j - 2] + skip[j - 2]
-            if c > best:
-                best, step = c, 2
-            new[j] = best + emit[t, j]
-            back[t, j] = step
-        score[:] = new
-    path = np.empty(n, np.int64)
-    path[-1] = np.argmax(score)
+    best_of = np.maximum.reduce
+    for t in range(1, n):                  # four numpy calls a frame; the same additions as a scalar loop
+        np.add(score[sources], leave, out=options[t])
+        np.add(best_of(options[t], 0), emit[t], out=score)
+    back = np.argmax(options, axis=1)      # first best: stay before one before skip
+    totals = np.maximum.reduceat(score, starts)
+    r = int(np.argmax(totals))
+    j = starts[r] + int(np.argmax(score[starts[r]:starts[r] + sizes[r]]))
+    path = np.empty(n, np.intp)
+    path[-1] = j
     for t in range(n - 1, 0, -1):
-        path[t - 1] = (path[t] - back[t, path[t]]) % k
-    return path, score.max()
+        path[t - 1] = sources[back[t, path[t]], path[t]]
+    return phase[path], float(totals[r])
 
 
 def _centres(states: np.ndarray, which: int) -> np.ndarray:
@@ -229,10 +236,10 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     ac_s1 = autocorrelation(probs[:, 0])
     from_s1 = _period(ac_s1)
     candidates = {round(p, 2) for p in (found[0], from_s1[0] if from_s1 else found[0])}
-    peaks = signal.find_peaks(ac_s1, height=0.05)[0]
+    peaks = find_peaks(ac_s1, height=0.05)
     candidates |= {round(p / 2, 2) for p in candidates if p / 2 >= FRAME_RATE * 60 / MAX_BPM
                    and np.any(np.abs(peaks - p / 2) <= 0.15 * p / 2)}    # only where a beat there is heard
-    states, best = max((cycle_states(log_p, p, seg) for p in candidates), key=lambda r: r[1])
+    states, best = best_cycle(log_p, list(candidates), seg)
     s1, s2 = _centres(states, 0), _centres(states, 2)
     # Diastole is quiet in a clean recording (systolic murmurs do not reach it); noise fills it.
     energy = 10 * np.log10(np.mean(_frames(clean_audio, sample_rate) ** 2, axis=1) + 1e-12)[: len(states)]

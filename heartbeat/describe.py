@@ -21,9 +21,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 from .beats import FRAME_RATE, cycle_bounds
+from .dsp import butter, sosfilt
 
 SYS_BINS, DIA_BINS = 8, 6
 HOP_S = 0.005                          # the level envelope's step: systole is 60 such steps at 100 bpm
@@ -66,7 +66,7 @@ def whole_cycles(states: np.ndarray | None) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _band_filter(band: tuple, sample_rate: int) -> np.ndarray:
-    return signal.butter(4, band, "bandpass", fs=sample_rate, output="sos")
+    return butter(4, band, "bandpass", sample_rate)
 
 
 def _levels_db(x: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -94,7 +94,7 @@ def cycle_profile(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | No
         return None
     parts = []
     for band in BANDS_HZ:
-        lv = _levels_db(signal.sosfilt(_band_filter(band, sample_rate), cleaned), sample_rate)
+        lv = _levels_db(sosfilt(_band_filter(band, sample_rate), cleaned), sample_rate)
         cumsum = np.r_[0.0, np.cumsum(lv)]
         sys, dia = _bin_means(cumsum, c[:, 1], c[:, 2], SYS_BINS), _bin_means(cumsum, c[:, 3], c[:, 4], DIA_BINS)
         floor = dia.min(axis=1, keepdims=True)

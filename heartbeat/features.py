@@ -4,7 +4,7 @@
 exactly the features the model was trained on.
 
 The heat map is librosa's (`melspectrogram` -> `power_to_db` -> `mfcc`, Slaney mel scale, periodic Hann,
-centred zero-padded frames), computed here with numpy and scipy.fft with librosa's precision (transform in double, stored in single):
+centred zero-padded frames), computed here with numpy (scipy.fft for the cepstra's DCT) with librosa's precision (transform in double, stored in single):
 importing librosa.feature and its numba kernels cost the app 2 s and 70 MB on the first answer. Training
 and serving share this one implementation; tests/test_features.py holds it to librosa's output on real
 recordings of every database.
@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 
 from .audio import SAMPLE_RATE
 from .beats import FRAME_RATE, STATES, Beats
@@ -160,8 +159,10 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
         logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
     if cfg.kind == "logmel+pcen":
         return _finish(np.vstack([logmel, pcen(mel, cfg)]), cfg, beats)
-    fmap = scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc] if cfg.kind == "mfcc" else logmel
-    return _finish(fmap, cfg, beats)
+    if cfg.kind == "mfcc":
+        import scipy.fft     # the cepstra only: serving the shipped log-mel model never imports scipy
+        return _finish(scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc], cfg, beats)
+    return _finish(logmel, cfg, beats)
 
 
 def spectrum_bins(cfg: FeatureConfig) -> np.ndarray:

@@ -4,12 +4,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal
+from .dsp import butter, sosfiltfilt
 
 
 @lru_cache(maxsize=8)
 def _bandpass_sos(low_hz: float, high_hz: float, sample_rate: int, order: int) -> np.ndarray:
-    return signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
+    return butter(order, [low_hz, high_hz], "bandpass", sample_rate)
 
 
 def bandpass(audio: np.ndarray, sample_rate: int, low_hz: float, high_hz: float, order: int = 4) -> np.ndarray:
@@ -18,7 +18,7 @@ def bandpass(audio: np.ndarray, sample_rate: int, low_hz: float, high_hz: float,
     Zero-phase (forward-backward) so that beat times found later are not shifted by the filter.
     """
     sos = _bandpass_sos(float(low_hz), float(high_hz), int(sample_rate), int(order))
-    return signal.sosfiltfilt(sos, audio).astype(np.float32)
+    return sosfiltfilt(sos, audio).astype(np.float32)
 
 
 EDGE_S = 0.1   # seconds faded in and out at each end of a recording: see fade_edges()

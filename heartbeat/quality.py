@@ -21,9 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
-from scipy import ndimage, signal
 
+from .dsp import analytic_envelope, butter, median_filter, next_fast_len, sosfiltfilt
 from .frontend import Prepared
 
 SILENT_DBFS = -70.0        # heart-band (25-400 Hz) level below which nothing audible was recorded
@@ -86,13 +85,13 @@ def _psd(x: np.ndarray, rate: int, segment: int) -> tuple[np.ndarray, np.ndarray
     segments = np.resize(x, n * segment).reshape(n, segment) if len(x) >= segment else x[None, :]
     segments = segments - segments.mean(axis=1, keepdims=True)
     window = np.hanning(segments.shape[1]).astype(np.float32)
-    power = np.abs(scipy.fft.rfft(segments.astype(np.float32) * window, axis=1)) ** 2
+    power = np.abs(np.fft.rfft(segments.astype(np.float32) * window, axis=1)) ** 2
     return np.fft.rfftfreq(segments.shape[1], 1 / rate), power.mean(axis=0, dtype=np.float64)
 
 
 @lru_cache(maxsize=4)
 def _highpass(sample_rate: int) -> np.ndarray:
-    return signal.butter(4, 90, "highpass", fs=sample_rate, output="sos")
+    return butter(4, 90, "highpass", sample_rate)
 
 
 VOICING_FRAME_S = 0.06     # a frame of the voicing measure: 6-18 periods of a 100-300 Hz voice
@@ -103,7 +102,7 @@ def frame_voicing(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.n
     and the frame's energy. Speech and music repeat at their pitch within a frame; heart sounds are
     transients whose low ring sits at longer lags (the audio is high-passed at 90 Hz first)."""
     n = int(VOICING_FRAME_S * sample_rate)
-    audio = signal.sosfiltfilt(_highpass(sample_rate), audio)    # above the heart sounds' low ring
+    audio = sosfiltfilt(_highpass(sample_rate), audio)    # above the heart sounds' low ring
     frames = audio[: len(audio) // n * n].reshape(-1, n)
     frames = frames - frames.mean(axis=1, keepdims=True)
     energy = np.sum(frames ** 2, axis=1)
@@ -134,9 +133,9 @@ def measure(prepared: Prepared) -> dict:
     # floor. Relative to the floor, so a short recording's ragged spectrum does not count as lines.
     fine_f, fine = _psd(centred, sample_rate, 2048)
     fine = fine[(fine_f >= SPECTRUM_HZ[0]) & (fine_f <= SPECTRUM_HZ[1])] + 1e-20
-    lines = fine[fine > 10 * ndimage.median_filter(fine, size=21, mode="nearest")].sum()
+    lines = fine[fine > 10 * median_filter(fine, 21)].sum()
     # Impulsiveness: heart sounds are short loud events; a high envelope crest factor says so.
-    env = np.abs(signal.hilbert(cleaned, N=scipy.fft.next_fast_len(len(cleaned))))[: len(cleaned)]
+    env = analytic_envelope(cleaned, next_fast_len(len(cleaned)))[: len(cleaned)]
     frames = env[: len(env) // 40 * 40].reshape(-1, 40).mean(axis=1)   # 20 ms frames at 2 kHz
     impulsiveness = (np.percentile(frames, 95) + 1e-9) / (np.median(frames) + 1e-9) if len(frames) else 1.0
     return {"level_db": float(level_db), "clipped": float(np.mean(np.abs(audio) >= 0.98)),

@@ -409,12 +409,19 @@ def test_the_picture_is_the_heart_band_with_systole_marked(model, table):
     assert out[3].plot.startswith("data:image/png;base64,")     # rendered once, as it is drawn below
     prepared = prepare(read(row.path, model), model.features, model.segmenter)
     result = decide(prepared, model)
-    strip, spectrum = figures.spectrogram_figure(prepared, result).axes
-    assert spectrum.get_ylim() == (20, 600) and spectrum.get_xlim()[1] <= 8.0
+    picture = figures.spectrogram_figure(prepared, result)
+    strip, spectrum = picture.panels
+    assert spectrum.y_range == (20, 600) and spectrum.x_range[1] <= 8.0
     systoles = [s1 for s1 in result.s1_times if s1 < 8 and any(s1 < s2 < s1 + 0.6 for s2 in result.s2_times)]
     # one bar per systole (a murmur heard in diastole adds shading between the bars: not counted here)
-    bars = [p for p in strip.patches if any(abs(p.get_x() - s1) < 1e-9 for s1 in systoles)]
+    bars = [span for span in strip.spans if span[2] == "systole" and any(abs(span[0] - s1) < 1e-9 for s1 in systoles)]
     assert len(systoles) >= 5 and len(bars) == len(systoles)
+    # and drawn: each bar's middle is coloured in the strip, the middle of the gap after it is left white
+    middle_row = (strip.box[1] + strip.box[3]) // 2
+    for start, end, _ in bars:
+        assert picture.pixels[middle_row, int(strip.column((start + end) / 2))].min() < 200
+    gap = (bars[0][1] + bars[1][0]) / 2
+    assert (picture.pixels[middle_row, int(strip.column(gap))] == 255).all() or result.murmur_timing
 
 
 def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordings):

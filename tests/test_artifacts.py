@@ -85,9 +85,17 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
     # The page's beats picture shows the stretches left out (grey, hatched) and says so.
     from heartbeat.serve.figures import beats_figure
     heart, r = results[0]
-    fig = beats_figure(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter), r)
-    spans = [p for p in fig.axes[0].patches if p.get_hatch() == "//"]
-    assert len(spans) == len(r.set_aside) and "left out" in fig.axes[0].get_title(loc="left")
+    picture = beats_figure(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter), r)
+    panel = picture.panels[0]
+    spans = [span for span in panel.spans if span[2] == "left out"]
+    assert len(spans) == len(r.set_aside) and "grey hatched: left out" in picture.title
+    # drawn grey: in each stretch, away from the S1/S2 marks, every pixel is grey (R = G = B, darker than the page)
+    marks = panel.column(r.s1_times + r.s2_times)
+    for start, end, _ in spans:
+        columns = [c for c in range(panel.column(start) + 2, panel.column(end) - 2) if np.all(np.abs(marks - c) > 3)]
+        inside = picture.pixels[panel.box[1] + 2: panel.box[3] - 2, columns].astype(int)
+        grey = (np.ptp(inside, axis=2) < 8) & (inside.max(axis=2) < 235)
+        assert len(columns) >= 3 and grey.mean() > 0.99, (len(columns), grey.mean())
 
 
 def test_speech_throughout_asks_for_a_new_recording(model, detector, table):

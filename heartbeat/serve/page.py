@@ -13,7 +13,7 @@ from ..predict import Judged, decide, judge
 from ..referral import referral_pdf
 from ..words import DISCLAIMER, details, headline
 from .custody import Custody
-from .figures import beats_figure, png, shown, spectrogram_figure
+from .figures import beats_figure, shown, spectrogram_figure
 
 MAX_SECONDS = 120            # longer recordings are refused with a message (see heartbeat.audio)
 SHEET_TTL_S = 15 * 60
@@ -48,12 +48,12 @@ def answer(path: str | None, model, custody: Custody):
     if isinstance(judged, str):
         return None, judged, None, None, None
     result = judged.result
-    beats = png(beats_figure(judged.prepared, result))
+    beats = beats_figure(judged.prepared, result).png()
     sheet = {"result": result.to_dict(), "picture": beats}
     # The headline is the decision, with the confidence in it, and nothing else: a Label showing both
     # classes heads with the larger bar, which near the cut once said "Normal" above "Abnormal: refer".
     label = {headline(sheet["result"]): result.confidence}
-    return (label, explain(sheet["result"]), shown(beats), shown(png(spectrogram_figure(judged.prepared, result))),
+    return (label, explain(sheet["result"]), shown(beats), shown(spectrogram_figure(judged.prepared, result).png()),
             sheet)
 
 
@@ -139,11 +139,11 @@ def build(model, custody: Custody) -> gr.Blocks:
 
 
 def warm_up(model) -> None:
-    """The first answer loads the segmenter's compiled Viterbi from numba's cache, sizes the network's
-    tensors and imports matplotlib with its fonts: paid while the page loads, not on a patient."""
+    """The first answer sizes the network's tensors and loads the pictures' font: paid while the page
+    loads, not on a patient."""
     t = np.arange(5 * WIDEBAND_RATE) / WIDEBAND_RATE
     wide = (np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32)
     prepared = prepare(wide, model.features, model.segmenter)
     result = decide(prepared, model)
-    for figure in (beats_figure(prepared, result), spectrogram_figure(prepared, result)):
-        png(figure)
+    for picture in (beats_figure(prepared, result), spectrogram_figure(prepared, result)):
+        picture.png()
