@@ -20,7 +20,7 @@ import soundfile as sf  # noqa: E402
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()  # warm: first calls pay lazy imports and numba compilation
+    fn()  # warm: first calls pay lazy imports and size buffers
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
