@@ -34,6 +34,7 @@ FLEX_STAY, FLEX_SKIP = 0.1, 0.1
 # MIN_SPREAD_DB, so a band that hardly moves is not blown up to unit variance.
 FLOOR_DB, MIN_SPREAD_DB = 60.0, 1.0
 EDGE_FRAMES = round(EDGE_S * FRAME_RATE)    # frames at each end that clean() faded
+VITERBI_BLOCK = 256                  # frames whose choices are taken together (best_cycle)
 
 
 @dataclass
@@ -190,13 +191,20 @@ def best_cycle(log_p: np.ndarray, periods, seg: Segmenter) -> tuple[np.ndarray, 
     leave = np.stack([np.concatenate([r[1 + step] for r in rings])[sources[step]] for step in range(3)])
     emit = log_p[:, phase]
     n = len(emit)
-    options = np.empty((n, 3, len(phase)))     # every frame's three ways in, kept: the choices are made after
+    # Each frame's three ways into every phase are kept for a block of frames, and the choices (first best: stay
+    # before one before skip) taken for the whole block at once: one numpy call per block, not per frame, and a
+    # 120 s recording holds an int8 per frame and phase, not three floats.
+    back = np.zeros((n, len(phase)), np.int8)
+    block = np.empty((VITERBI_BLOCK, 3, len(phase)))
     score = emit[0].copy()
     best_of = np.maximum.reduce
     for t in range(1, n):                  # four numpy calls a frame; the same additions as a scalar loop
-        np.add(score[sources], leave, out=options[t])
-        np.add(best_of(options[t], 0), emit[t], out=score)
-    back = np.argmax(options, axis=1)      # first best: stay before one before skip
+        options = block[t % VITERBI_BLOCK]
+        np.add(score[sources], leave, out=options)
+        np.add(best_of(options, 0), emit[t], out=score)
+        if t % VITERBI_BLOCK == VITERBI_BLOCK - 1 or t == n - 1:
+            first = t - t % VITERBI_BLOCK
+            back[first:t + 1] = np.argmax(block[: t - first + 1], axis=1)
     totals = np.maximum.reduceat(score, starts)
     r = int(np.argmax(totals))
     j = starts[r] + int(np.argmax(score[starts[r]:starts[r] + sizes[r]]))

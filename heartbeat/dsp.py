@@ -85,12 +85,12 @@ def _compiled_loop():
 
 
 def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> np.ndarray:
-    """`scipy.signal.sosfilt` along the last axis: the sections in cascade, from state `zi` (sections, 2)
-    when given (one state for every row of x), else from rest."""
+    """`scipy.signal.sosfilt` along the last axis: the sections in cascade, from rest, or from state `zi`:
+    (sections, 2) for every row of x alike, or (rows, sections, 2) a state per row."""
     dtype = np.result_type(sos, x, np.float32)
     rows = np.array(np.reshape(x, (-1, np.shape(x)[-1])), dtype, order="C")    # filtered in place
     state = np.zeros((len(rows), len(sos), 2), dtype) if zi is None else \
-        np.ascontiguousarray(np.broadcast_to(np.asarray(zi, dtype), (len(rows), len(sos), 2)))
+        np.array(np.broadcast_to(np.asarray(zi, dtype), (len(rows), len(sos), 2)), order="C")
     _compiled_loop()(np.asarray(sos, dtype), rows, state)
     return rows.reshape(np.shape(x))
 
@@ -117,18 +117,11 @@ def sosfiltfilt(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     ext = np.concatenate([2 * x[..., :1] - x[..., edge:0:-1], x,
                           2 * x[..., -1:] - x[..., -2:-(edge + 2):-1]], axis=-1)
     zi = _steady_state(sos)
-    y = _run(sos, ext, zi)
-    y = _run(sos, y[..., ::-1], zi)[..., ::-1]
-    return y[..., edge:-edge]
 
+    def settled(u):     # each row from the steady state of its own first sample
+        return sosfilt(sos, u, zi[None] * np.reshape(u, (-1, u.shape[-1]))[:, :1, None])
 
-def _run(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> np.ndarray:
-    """sosfilt of each row of x from the steady state of its own first sample."""
-    dtype = np.result_type(sos, x, np.float32)
-    rows = np.array(np.reshape(x, (-1, x.shape[-1])), dtype, order="C")
-    state = np.ascontiguousarray(zi[None, :, :] * rows[:, :1, None], dtype)
-    _compiled_loop()(sos.astype(dtype), rows, state)
-    return rows.reshape(x.shape)
+    return settled(settled(ext)[..., ::-1])[..., ::-1][..., edge:-edge]
 
 
 # ---------------------------------------------------------------- peaks, envelope, median, spectrogram ----
