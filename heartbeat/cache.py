@@ -128,6 +128,28 @@ def _save(out: Path, windows: np.ndarray) -> np.ndarray:
     return windows
 
 
+def in_workers(fn, jobs: list, workers: int, desc: str) -> list:
+    """fn(job) for every job, in order, in fresh worker processes, with progress. Fresh processes, not forks:
+    a fork of a process that has run TensorFlow can abort when the child collects TensorFlow's objects."""
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
+        return list(tqdm(pool.imap(fn, jobs, chunksize=8), total=len(jobs), desc=desc, leave=False, disable=None))
+
+
+def cached_table(folder: str, prefix: str, sources: list[bytes], make):
+    """The table `make()` returns, made once and kept as parquet in the cache folder, under a key of `sources`
+    (the bytes of whatever shapes its rows: code, the segmenter's weights, a version), written whole or not at all."""
+    import pandas as pd
+    out = cache_dir() / folder / f"{prefix}-{hashlib.sha1(b''.join(sources)).hexdigest()[:12]}.parquet"
+    if out.exists():
+        return pd.read_parquet(out)
+    frame = make()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    frame.to_parquet(partial)
+    os.replace(partial, out)
+    return frame
+
+
 def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: int = 2,
               augmentation: str = "classic") -> tuple[np.ndarray, np.ndarray]:
     """Windows of every recording (copy 0 clean, 1.. augmented) and each window's recording index."""
@@ -148,13 +170,7 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     if todo and augmentation == "transfer":
         device_spectra()          # once, here, before the workers read it
     if todo:
-        desc = f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})"
-        # Fresh worker processes, not forks: a fork of a process that has run TensorFlow can abort when
-        # the child collects TensorFlow's objects (seen as soon as a worker loaded numba after training).
-        with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-            for _ in tqdm(pool.imap_unordered(_featurize_one, todo, chunksize=8), total=len(todo), desc=desc,
-                          leave=False, disable=None):
-                pass
+        in_workers(_featurize_one, todo, workers, f"features ({'clean' if copy == 0 else f'{augmentation} #{copy}'})")
     parts = [np.load(f) for f in files]
     X = np.concatenate(parts) if parts else np.zeros((0, *cfg.input_shape), np.float16)
     rec = np.repeat(np.arange(len(parts)), [len(p) for p in parts])

@@ -15,19 +15,16 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import multiprocessing
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from heartbeat import describe as D                                  # noqa: E402
 from heartbeat import murmurs as M                                   # noqa: E402
-from heartbeat.cache import cache_dir                                # noqa: E402
+from heartbeat.cache import cached_table, in_workers                # noqa: E402
 from heartbeat.datasets import circor_patients, load_table          # noqa: E402
 from heartbeat.model import DEFAULT_MODEL_DIR, load_model           # noqa: E402
 
@@ -71,21 +68,16 @@ RHYTHM_COLUMNS = ["irregularity", "cycles", "irregularity_af", "irregularity_bre
 
 def profiles(table: pd.DataFrame, model_dir: Path, workers: int = 2) -> pd.DataFrame:
     """One row per recording: PROFILE_NAMES (NaN where there were too few cycles) and RHYTHM_COLUMNS."""
-    key = hashlib.sha1((Path(model_dir) / "segmenter.json").read_bytes() + Path(D.__file__).read_bytes()
-                       + Path(M.__file__).read_bytes()).hexdigest()[:12]
-    out = cache_dir() / "describe" / f"profiles-{key}.parquet"
-    if out.exists():
-        return pd.read_parquet(out)
-    jobs = [(p, str(model_dir), label == "normal", i) for i, (p, label) in enumerate(zip(table["path"], table["label"]))]
-    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-        got = list(tqdm(pool.imap(_profile_one, jobs, chunksize=8), total=len(table), desc="profiles"))
-    nan_p = [np.nan] * len(D.PROFILE_NAMES)
-    rows = [list(p if p is not None else nan_p) + list(rest) for p, *rest in got]
-    frame = pd.DataFrame(rows, columns=D.PROFILE_NAMES + RHYTHM_COLUMNS, index=table.index)
-    frame = pd.concat([table[["path", "database", "label", "group", "original_label"]], frame], axis=1)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out)
-    return frame
+    def make() -> pd.DataFrame:
+        jobs = [(p, str(model_dir), label == "normal", i) for i, (p, label) in enumerate(zip(table["path"], table["label"]))]
+        nan_p = [np.nan] * len(D.PROFILE_NAMES)
+        rows = [list(p if p is not None else nan_p) + list(rest)
+                for p, *rest in in_workers(_profile_one, jobs, workers, "profiles")]
+        frame = pd.DataFrame(rows, columns=D.PROFILE_NAMES + RHYTHM_COLUMNS, index=table.index)
+        return pd.concat([table[["path", "database", "label", "group", "original_label"]], frame], axis=1)
+
+    sources = [(Path(model_dir) / "segmenter.json").read_bytes(), Path(D.__file__).read_bytes(), Path(M.__file__).read_bytes()]
+    return cached_table("describe", "profiles", sources, make)
 
 
 def _lr(C: float):

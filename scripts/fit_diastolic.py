@@ -18,21 +18,18 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import multiprocessing
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from heartbeat import augment, screening                                      # noqa: E402
 from heartbeat import describe as D                                           # noqa: E402
 from heartbeat import murmurs as M                                            # noqa: E402
-from heartbeat.cache import cache_dir                                         # noqa: E402
+from heartbeat.cache import cached_table, in_workers                          # noqa: E402
 from heartbeat.datasets import ALL_DBS, circor_patients, load_table           # noqa: E402
 from heartbeat.diastolic import FALSE_ALARMS, DiastolicListener               # noqa: E402
 from heartbeat.model import DEFAULT_MODEL_DIR, load_model                     # noqa: E402
@@ -85,20 +82,15 @@ def _rows(job) -> list[dict]:
 
 
 def profiles(table: pd.DataFrame, model_dir: Path, workers: int, copies: int = 1) -> pd.DataFrame:
-    sources = [Path(model_dir) / "segmenter.json"] + [Path(m.__file__) for m in (D, M, augment)]
-    key = hashlib.sha1(b"".join(p.read_bytes() for p in sources) + ROWS_VERSION
-                       + (b"" if copies == 1 else f"copies={copies}".encode())).hexdigest()[:12]
-    out = cache_dir() / "diastolic" / f"rows-{key}.parquet"
-    if out.exists():
-        return pd.read_parquet(out)
-    jobs = [(p, str(model_dir), label == "normal", i, copies) for i, (p, label) in enumerate(zip(table["path"], table["label"]))]
-    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
-        got = list(tqdm(pool.imap(_rows, jobs, chunksize=8), total=len(jobs), desc="profiles"))
-    frame = pd.DataFrame([r for rows in got for r in rows])
-    frame = frame.merge(table[["path", "database", "label", "group"]], on="path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(out)
-    return frame
+    def make() -> pd.DataFrame:
+        jobs = [(p, str(model_dir), label == "normal", i, copies)
+                for i, (p, label) in enumerate(zip(table["path"], table["label"]))]
+        frame = pd.DataFrame([r for rows in in_workers(_rows, jobs, workers, "profiles") for r in rows])
+        return frame.merge(table[["path", "database", "label", "group"]], on="path")
+
+    sources = [p.read_bytes() for p in [Path(model_dir) / "segmenter.json"] + [Path(m.__file__) for m in (D, M, augment)]]
+    return cached_table("diastolic", "rows", sources + [ROWS_VERSION + (b"" if copies == 1 else f"copies={copies}".encode())],
+                        make)
 
 
 def _pipeline():
