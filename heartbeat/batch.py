@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from multiprocessing import Pool
+import multiprocessing
 from pathlib import Path
 from typing import Iterable
 
@@ -119,5 +119,7 @@ def run(inputs: Iterable[str], out: Path, model_path=None, workers: int | None =
         with judge_on_cluster(todo, cluster, model_path, send_bytes) as results:
             return counts | write_rows(results, out, len(todo))
     workers = workers or min(os.cpu_count() or 1, 8)
-    with Pool(workers, initializer=_init, initargs=(model_path,)) as pool:
+    # Fresh worker processes, not forks: a fork of a process that has run TensorFlow (a notebook, a test
+    # session that trained) aborts when the child collects TensorFlow's objects, and the pool then waits forever.
+    with multiprocessing.get_context("forkserver").Pool(workers, initializer=_init, initargs=(model_path,)) as pool:
         return counts | write_rows(pool.imap(_one, todo, chunksize=4), out, len(todo))
