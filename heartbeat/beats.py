@@ -7,7 +7,8 @@ frames 100 ms either side. A small network, fitted on CirCor's annotated S1 / sy
 of each state. The heart period comes from the autocorrelation of those probabilities; a Viterbi pass over
 the phases of one cycle (S1 and S2 of fixed length, systole and diastole allowed to stretch or shrink from
 beat to beat) then finds the sequence that best explains them: Springer's duration-dependent HMM idea, in
-a form that costs milliseconds (numpy, every candidate period in one pass). The heart rate is the mean S1-to-S1 interval of that sequence.
+a form that costs milliseconds (numpy, every candidate period in one pass). The heart rate is the mean
+S1-to-S1 interval of that sequence.
 """
 from __future__ import annotations
 

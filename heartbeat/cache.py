@@ -137,7 +137,8 @@ def in_workers(fn, jobs: list, workers: int, desc: str) -> list:
 
 def cached_table(folder: str, prefix: str, sources: list[bytes], make):
     """The table `make()` returns, made once and kept as parquet in the cache folder, under a key of `sources`
-    (the bytes of whatever shapes its rows: code, the segmenter's weights, a version), written whole or not at all."""
+    (the bytes of whatever shapes its rows: code, the segmenter's weights, a version); written whole or not at
+    all."""
     import pandas as pd
     out = cache_dir() / folder / f"{prefix}-{hashlib.sha1(b''.join(sources)).hexdigest()[:12]}.parquet"
     if out.exists():

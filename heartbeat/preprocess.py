@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+
 from .dsp import butter, sosfiltfilt
 
 
