@@ -70,7 +70,8 @@ def cmd_evaluate(args) -> int:
         return 0
     if args.cross_device:
         cross_device(load_table(args.data), Path(args.out), recipes=args.recipes, protocols=args.protocols,
-                     folds=args.folds, seed=args.seed, held_out=args.held_out)
+                     folds=args.folds, seed=args.seed, held_out=args.held_out,
+                     overlays=args.overlays)
         print((Path(args.out) / "cross_device.md").read_text())
         return 0
     results = run_all(load_table(args.data), Path(args.out), recipes=args.recipes, folds=args.folds,
@@ -133,6 +134,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, help="with --cross-device: the recipes with this seed, saved as RECIPE-seedN")
     p.add_argument("--held-out", nargs="+", metavar="DB", help="with --cross-device: only these databases' "
                    "leave-one-out folds (e.g. the seven audible-disease ones)")
+    p.add_argument("--overlays", action="store_true", help="with --cross-device: also score each held-out database's "
+                   "recordings with speech and movement laid over them (runs/RECIPE/overlay_DB.csv)")
     p.add_argument("--ensemble", nargs="+", metavar="RECIPE", help="leave-one-database-out of these finished "
                    "--cross-device runs averaged (reports/runs/<recipe>), as one more ablation row")
     p.set_defaults(func=cmd_evaluate)

@@ -63,31 +63,39 @@ def _frames(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
 _SMOOTH = butter(2, 8.0, "lowpass", FRAME_RATE)   # designed once, not per answer
 
 
-def envelope(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def envelope(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
     """Shannon-energy envelope at FRAME_RATE, smoothed (8 Hz), zero-mean and unit-variance: high on S1
-    and S2, low through most murmurs and noise."""
-    x = clean_audio / (np.max(np.abs(clean_audio)) + 1e-12)
-    energy = -(x ** 2) * np.log(x ** 2 + 1e-12)
+    and S2, low through most murmurs and noise. `kept`: a boolean per frame; only those set the scale."""
     block = sample_rate // FRAME_RATE
-    blocks = energy[: len(energy) // block * block].reshape(-1, block).mean(axis=1)
+    n = len(clean_audio) // block
+    if kept is None:
+        peak, kept = np.max(np.abs(clean_audio)), slice(None)
+    else:
+        peak = np.max(np.abs(clean_audio[: n * block].reshape(n, block)[kept]))
+    x = clean_audio / (peak + 1e-12)
+    energy = -(x ** 2) * np.log(x ** 2 + 1e-12)
+    blocks = energy[: n * block].reshape(-1, block).mean(axis=1)
     if len(blocks) < 16:
         return np.zeros(len(blocks), np.float32)
     env = sosfiltfilt(_SMOOTH, blocks)
-    return ((env - env.mean()) / (env.std() + 1e-12)).astype(np.float32)
+    return ((env - env[kept].mean()) / (env[kept].std() + 1e-12)).astype(np.float32)
 
 
-def frame_features(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def frame_features(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
-    recording), and the Shannon envelope."""
+    recording, or over the `kept` frames only: a boolean per frame, some true), and the Shannon envelope."""
     frames = _frames(clean_audio, sample_rate)
     power = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
-    env = envelope(clean_audio, sample_rate)
+    env = envelope(clean_audio, sample_rate, kept)
     env = np.pad(env, (0, max(0, len(frames) - len(env))))[: len(frames)]
     db = 10 * np.log10(np.column_stack(bands + [power.sum(axis=1)]) + 1e-12)
-    f = np.column_stack([np.maximum(db, db.max() - FLOOR_DB), env])
-    inner = f[EDGE_FRAMES:-EDGE_FRAMES] if EDGE_FRAMES and len(f) > 4 * EDGE_FRAMES else f    # the faded ends set no scale
+    scale = np.ones(len(db), bool) if kept is None else kept.copy()
+    f = np.column_stack([np.maximum(db, db[scale].max() - FLOOR_DB), env])
+    if EDGE_FRAMES and len(f) > 4 * EDGE_FRAMES:      # the faded ends set no scale
+        scale[:EDGE_FRAMES] = scale[-EDGE_FRAMES:] = False
+    inner = f[scale]
     least = np.r_[np.full(db.shape[1], MIN_SPREAD_DB), 1e-6]
     return ((f - np.median(inner, axis=0)) / np.maximum(inner.std(axis=0), least)).astype(np.float32)
 
@@ -109,9 +117,10 @@ class Segmenter:
     s2_s: float = 0.10
     systole: tuple = (0.21, 0.0)   # systole (end of S1 to start of S2) = a + b * period, seconds
 
-    def state_probs(self, clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """(n_frames, 4) probability of S1, systole, S2, diastole for every frame."""
-        h = with_context(frame_features(clean_audio, sample_rate))
+    def state_probs(self, clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
+        """(n_frames, 4) probability of S1, systole, S2, diastole for every frame; `kept` (a boolean per
+        frame): only those frames set the features' scale (frame_features)."""
+        h = with_context(frame_features(clean_audio, sample_rate, kept))
         for i, (w, b) in enumerate(self._arrays):
             h = h @ w + b
             if i < len(self._arrays) - 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import augment, murmurs
+from . import augment, murmurs, negatives
 from .audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio
 from .beats import Segmenter, find_beats
 from .features import FeatureConfig, model_input
@@ -57,6 +57,27 @@ def with_diastolic_murmur(kind: str, cfg: FeatureConfig, rng: np.random.Generato
         if with_murmur is None:
             raise murmurs.NoCycles
         return AUGMENTATIONS["channel"](with_murmur, rate, rng)
+    return make
+
+
+# Training's `overlay` copies: half of them carry speech or movement (negatives.OVERLAY_KINDS) over a stretch,
+# from as loud as the heart sound plus 5 dB to 15 dB below it, keeping the recording's label: an artifact is
+# not heart disease. The louder end is where the gate and the artifact screen should answer "record again".
+OVERLAY_SHARE, OVERLAY_RATIO_DB = 0.5, (-5.0, 15.0)
+
+
+def with_artifact(kind: str, rng: np.random.Generator):
+    """"overlay" (training): a random artifact over half the copies, then another device's chain (`channel`);
+    "overlay:KIND:RATIO" (evaluate.overlay_predictions): that artifact at that heart-to-artifact ratio alone."""
+    _, *spec = kind.split(":")
+
+    def make(audio, rate):
+        if spec:
+            return negatives.overlay(audio, rate, spec[0], float(spec[1]), int(rng.integers(2**31)))[0]
+        if rng.random() < OVERLAY_SHARE:
+            which = negatives.OVERLAY_KINDS[rng.integers(len(negatives.OVERLAY_KINDS))]
+            audio = negatives.overlay(audio, rate, which, rng.uniform(*OVERLAY_RATIO_DB), int(rng.integers(2**31)))[0]
+        return AUGMENTATIONS["channel"](audio, rate, rng)
     return make
 
 
@@ -110,6 +131,7 @@ def _featurize_one(job) -> np.ndarray:
     if copy > 0:
         rng = np.random.default_rng([seed, copy, zlib.crc32(path.encode())])
         augment_copy = (with_diastolic_murmur(kind, cfg, rng) if kind.startswith("diastolic") else
+                        with_artifact(kind, rng) if kind.startswith("overlay") else
                         transfer(path, seed, copy, rng) if kind == "transfer" else
                         lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng))  # noqa: E731
     try:
@@ -161,6 +183,8 @@ def featurize(paths, cfg: FeatureConfig, copy: int = 0, seed: int = 0, workers: 
     key = key + [augmentation] if copy and augmentation != "classic" else key
     if copy and augmentation.startswith("diastolic"):     # the synthetic murmurs' own code is part of them
         key.append(hashlib.sha1(Path(murmurs.__file__).read_bytes()).hexdigest())
+    if copy and augmentation.startswith("overlay"):       # and the artifacts' theirs
+        key.append(hashlib.sha1(Path(negatives.__file__).read_bytes()).hexdigest())
     if cfg.cycle_states:
         key.append(hashlib.sha1((DEFAULT_MODEL_DIR / "segmenter.json").read_bytes()).hexdigest())
     key = json.dumps(key)

@@ -61,6 +61,7 @@ def summarize(pred: pd.DataFrame) -> dict:
 def _predictions(trained, test: pd.DataFrame, **extra) -> pd.DataFrame:
     return pd.DataFrame({"path": test["path"].to_numpy(), "database": test["database"].to_numpy(),
                          "y": (test["label"] == "abnormal").to_numpy(int), "p": score_table(trained, test),
+                         "p_median": score_table(trained, test, how="median"),
                          "threshold": trained.bundle.threshold, **extra})
 
 
@@ -79,13 +80,43 @@ def synthetic_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFram
     return pd.concat(rows, ignore_index=True).assign(database=normals["database"].iloc[0] if len(normals) else "")
 
 
+OVERLAY_RATIOS_DB = (-5, 0, 5, 10)    # heart sound over the artifact, as scripts/fit_artifacts.py measures
+OVERLAY_PER_DB = 120                 # held-out recordings per database scored with artifacts (bounds the cost)
+
+
+def overlay_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """p_abnormal of held-out recordings (at most OVERLAY_PER_DB, drawn at random) clean and with each artifact
+    kind (negatives.OVERLAY_KINDS: speech, rubbing, handling, footsteps, knocks, coughs) laid over a stretch at
+    each heart-to-artifact ratio: does the network alone change its answer for noise? Neither the device
+    nor the recordings were heard in training; artifacts of these kinds may have been (recipe `overlay`)."""
+    from .negatives import OVERLAY_KINDS
+    test = test.sample(min(OVERLAY_PER_DB, len(test)), random_state=seed)
+    base = pd.DataFrame({"path": test["path"].to_numpy(), "y": (test["label"] == "abnormal").to_numpy(int)})
+    rows = [base.assign(kind="clean", ratio_db=np.nan, p=score_table(trained, test),
+                        p_median=score_table(trained, test, how="median"))]
+    for kind in OVERLAY_KINDS:
+        for ratio in OVERLAY_RATIOS_DB:
+            over = dict(copy=1, seed=seed + 200, augmentation=f"overlay:{kind}:{ratio}")
+            rows.append(base.assign(kind=kind, ratio_db=ratio, p=score_table(trained, test, **over),
+                                    p_median=score_table(trained, test, **over, how="median")))
+    return pd.concat(rows, ignore_index=True)
+
+
 # ------------------------------------------------------------------ protocols ----
 
-def _fold(table, tr, te, cfg, settings, log, saved: Path | None, **extra):
-    """One fold's predictions (and training history): read from `saved` when an earlier run made them."""
-    if saved is not None and saved.exists():
+def _fold(table, tr, te, cfg, settings, log, saved: Path | None, overlays: bool = False, **extra):
+    """One fold's predictions (and training history): read from `saved` when an earlier run made them.
+    `overlays` (leave-one-database-out): also the held-out recordings with artifacts laid over them
+    (overlay_predictions), made by retraining the fold where an earlier run made its predictions without them."""
+    overlay_file = saved.with_name(f"overlay_{extra['held_out']}.csv") if saved and overlays and "held_out" in extra else None
+    if saved is not None and saved.exists() and (overlay_file is None or overlay_file.exists()):
         return pd.read_csv(saved), json.loads(saved.with_suffix(".json").read_text())
     trained = train_model(table.loc[tr], cfg, settings, log=log)
+    if overlay_file is not None:
+        overlay_file.parent.mkdir(parents=True, exist_ok=True)
+        overlay_predictions(trained, table.loc[te], settings.seed).assign(**extra).to_csv(overlay_file, index=False)
+        if saved.exists():        # the fold's own predictions stay those of the run that made them
+            return pd.read_csv(saved), json.loads(saved.with_suffix(".json").read_text())
     pred = _predictions(trained, table.loc[te], **extra)
     if saved is not None:
         saved.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +135,11 @@ def cross_validation(table: pd.DataFrame, cfg, settings, k: int = 5, log=print, 
     return pd.concat([f[0] for f in folds], ignore_index=True), [f[1] for f in folds]
 
 
-def leave_one_out(table: pd.DataFrame, cfg, settings, log=print, runs: Path | None = None, held_out=None):
+def leave_one_out(table: pd.DataFrame, cfg, settings, log=print, runs: Path | None = None, held_out=None,
+                  overlays: bool = False):
     """Train on every database but one, score that one; `runs`: where folds are kept; `held_out`: only
-    these databases' folds (default: every database's)."""
-    folds = [_fold(table, tr, te, cfg, settings, log, runs / f"lodo_{db}.csv" if runs else None, held_out=db)
+    these databases' folds (default: every database's); `overlays`: see _fold."""
+    folds = [_fold(table, tr, te, cfg, settings, log, runs / f"lodo_{db}.csv" if runs else None, overlays, held_out=db)
              for db, tr, te in leave_one_database_out(table) if held_out is None or db in held_out]
     return pd.concat([f[0] for f in folds], ignore_index=True), [f[1] for f in folds]
 
@@ -178,7 +210,7 @@ def run_all(table: pd.DataFrame, out: Path, recipes=("ours", "baseline"), folds:
 
 
 def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("lodo", "cv"), folds: int = 5,
-                 log=print, seed: int | None = None, held_out=None) -> dict:
+                 log=print, seed: int | None = None, held_out=None, overlays: bool = False) -> dict:
     """Leave-one-database-out over all nine databases and grouped CV, per recipe, resumable per fold;
     writes out/cross_device.json and .md (the ablation table, per-database tables, the CirCor row).
     `seed`: the recipes with another seed (validation split, augmentation draw, initialisation), saved as
@@ -193,7 +225,7 @@ def cross_device(table: pd.DataFrame, out: Path, recipes=("ours",), protocols=("
         runs = out / "runs" / name
         r = results.get(name, {}) | {"settings": settings.to_dict()}
         if "lodo" in protocols:
-            lodo, _ = leave_one_out(labelled, cfg, settings, log, runs, held_out)
+            lodo, _ = leave_one_out(labelled, cfg, settings, log, runs, held_out, overlays)
             if held_out:
                 r["note"] = (f"only {len(set(lodo['held_out']))} databases held out ({', '.join(sorted(set(lodo['held_out'])))}); "
                              "its mean and worst MAcc are over those")

@@ -145,24 +145,40 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     return (np.abs(spectrum) ** 2).T
 
 
-def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = None) -> np.ndarray:
+def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = None,
+                kept: np.ndarray | None = None) -> np.ndarray:
     """(n_coeffs + state_rows, n_frames) heat map of a whole recording at cfg.sample_rate, already cleaned;
-    `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states."""
+    `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states.
+    `kept`: a boolean per window (`windows`); only the frames of the kept windows set the recording's floor
+    and standardisation, so that an artifact set aside (artifacts.screen) moves nothing in the windows judged."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
+    frames = _frames_of(kept, power.shape[1], cfg)
     if cfg.kind == "spectrum":
-        return _finish(_spectrum_db(power, cfg), cfg, beats)
+        return _finish(_spectrum_db(power, cfg, frames), cfg, beats, frames)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
     if cfg.kind == "pcen":
-        return _finish(pcen(mel, cfg), cfg, beats)
+        return _finish(pcen(mel, cfg), cfg, beats, frames)
     logmel = 10.0 * np.log10(np.maximum(mel, 1e-10))          # dB re 1; librosa.power_to_db(ref=1.0)
     if cfg.floor_db is not None:
-        logmel = np.maximum(logmel, logmel.max() - cfg.floor_db)
+        logmel = np.maximum(logmel, logmel[:, frames].max() - cfg.floor_db)
     if cfg.kind == "logmel+pcen":
-        return _finish(np.vstack([logmel, pcen(mel, cfg)]), cfg, beats)
+        return _finish(np.vstack([logmel, pcen(mel, cfg)]), cfg, beats, frames)
     if cfg.kind == "mfcc":
         import scipy.fft     # the cepstra only: serving the shipped log-mel model never imports scipy
-        return _finish(scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc], cfg, beats)
-    return _finish(logmel, cfg, beats)
+        return _finish(scipy.fft.dct(logmel, type=2, norm="ortho", axis=0)[: cfg.n_mfcc], cfg, beats, frames)
+    return _finish(logmel, cfg, beats, frames)
+
+
+def _frames_of(kept: np.ndarray | None, n_frames: int, cfg: FeatureConfig) -> slice | np.ndarray:
+    """The heat-map frames inside the kept windows (every frame when all are kept, the common case, unchanged;
+    and when none is: nothing will be judged)."""
+    if kept is None or np.all(kept) or not np.any(kept):
+        return slice(None)
+    starts = window_starts(n_frames, cfg.window_frames, cfg.hop_frames)
+    inside = np.zeros(n_frames + 1, int)
+    np.add.at(inside, starts[kept], 1)
+    np.add.at(inside, starts[kept] + cfg.window_frames, -1)
+    return np.cumsum(inside)[:n_frames] > 0
 
 
 def spectrum_bins(cfg: FeatureConfig) -> np.ndarray:
@@ -170,14 +186,14 @@ def spectrum_bins(cfg: FeatureConfig) -> np.ndarray:
     return np.flatnonzero(mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax).any(axis=0))
 
 
-def _spectrum_db(power: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+def _spectrum_db(power: np.ndarray, cfg: FeatureConfig, frames=slice(None)) -> np.ndarray:
     """The bins under the mel filters in dB, floored as the log-mel is, less each bin's mean over the
     recording: a device's fixed response (a gain per bin) and the level are divided out in the power
     domain, where a learnt filterbank can still sum the bins (model.LearnableFilterbank)."""
     db = 10.0 * np.log10(np.maximum(power[spectrum_bins(cfg)], 1e-10))
     if cfg.floor_db is not None:
-        db = np.maximum(db, db.max() - cfg.floor_db)
-    return db - db.mean(axis=1, keepdims=True)
+        db = np.maximum(db, db[:, frames].max() - cfg.floor_db)
+    return db - db[:, frames].mean(axis=1, keepdims=True)
 
 
 def pcen(mel: np.ndarray, cfg: FeatureConfig, time_constant: float = 0.4) -> np.ndarray:
@@ -190,11 +206,11 @@ def pcen(mel: np.ndarray, cfg: FeatureConfig, time_constant: float = 0.4) -> np.
     return librosa.pcen(mel * 2 ** 31, sr=cfg.sample_rate, hop_length=cfg.hop_length, time_constant=time_constant)
 
 
-def _finish(fmap: np.ndarray, cfg: FeatureConfig, beats: Beats | None) -> np.ndarray:
-    """The per-recording standardisation and the cycle rows, for every kind of heat map."""
+def _finish(fmap: np.ndarray, cfg: FeatureConfig, beats: Beats | None, frames=slice(None)) -> np.ndarray:
+    """The per-recording standardisation (over `frames`) and the cycle rows, for every kind of heat map."""
     if cfg.recording_norm and cfg.kind != "spectrum":     # "spectrum" is standardised after its filterbank
-        spread = fmap.std(axis=1, keepdims=True) + 1e-6
-        fmap = (fmap - fmap.mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
+        spread = fmap[:, frames].std(axis=1, keepdims=True) + 1e-6
+        fmap = (fmap - fmap[:, frames].mean(axis=1, keepdims=True)) / np.maximum(spread, cfg.norm_floor_db)
     if cfg.cycle_states:
         states = None if beats is None else beats.states if cfg.cycle_source == "viterbi" else beats.state_probs
         fmap = np.vstack([fmap, cycle_shares(states, fmap.shape[1], cfg)])
@@ -224,6 +240,13 @@ def windows(fmap: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarra
     return batch[..., None], starts / cfg.frame_rate
 
 
-def model_input(prepared, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """A frontend.Prepared recording -> (windows, their start times): what the network is fed."""
-    return windows(feature_map(prepared.cleaned, cfg, prepared.beats), cfg)
+def window_times(n_samples: int, cfg: FeatureConfig) -> np.ndarray:
+    """Start times (s) of the windows `windows` cuts from a recording of `n_samples` at cfg.sample_rate (the
+    heat map has a frame centred on every hop_length-th sample)."""
+    return window_starts(n_samples // cfg.hop_length + 1, cfg.window_frames, cfg.hop_frames) / cfg.frame_rate
+
+
+def model_input(prepared, cfg: FeatureConfig, kept: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A frontend.Prepared recording -> (windows, their start times): what the network is fed. `kept`: see
+    feature_map."""
+    return windows(feature_map(prepared.cleaned, cfg, prepared.beats, kept), cfg)

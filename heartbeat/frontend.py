@@ -8,14 +8,15 @@ this made; the features only read it.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .audio import WIDEBAND_RATE, resample
-from .beats import Beats, Segmenter, find_beats
-from .features import FeatureConfig
+from .beats import FRAME_RATE, Beats, Segmenter, find_beats
+from .features import FeatureConfig, window_times
 from .preprocess import bandpass, fade_edges, normalize
 
 
@@ -47,3 +48,20 @@ def prepare(recording: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | No
         audio = augment(audio, cfg.sample_rate)
     cleaned = clean(audio, cfg)
     return Prepared(audio, cleaned, find_beats(cleaned, cfg.sample_rate, segmenter), cfg.sample_rate)
+
+
+def judged_part(prepared: Prepared, cfg: FeatureConfig, segmenter: Segmenter | None, kept) -> Prepared:
+    """The recording as the network judges it when some windows were set aside (artifacts.screen; `kept`: a
+    boolean per window): the segmenter's frame probabilities, which become the heat map's cycle rows, with
+    their features scaled on the kept windows' frames alone, so that an artifact set aside moves nothing in
+    the windows judged (features.feature_map does the same for the heat map's own rows). Everything else,
+    and any recording with nothing set aside, as prepared."""
+    probs = prepared.beats.state_probs
+    if segmenter is None or probs is None or kept is None or kept.all() or not kept.any():
+        return prepared
+    centres = (np.arange(len(probs)) + 0.5) / FRAME_RATE
+    frames = np.zeros(len(probs), bool)
+    for start in window_times(len(prepared.cleaned), cfg)[kept]:
+        frames |= (centres >= start) & (centres < start + cfg.window_s)
+    probs = segmenter.state_probs(prepared.cleaned, prepared.sample_rate, frames).astype(np.float32)
+    return dataclasses.replace(prepared, beats=dataclasses.replace(prepared.beats, state_probs=probs))

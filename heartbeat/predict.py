@@ -18,7 +18,7 @@ from .artifacts import screen
 from .audio import WIDEBAND_RATE, AudioError, load_audio
 from .describe import describe, profile_of
 from .features import model_input
-from .frontend import Prepared, prepare
+from .frontend import Prepared, judged_part, prepare
 from .model import HeartModel, load_model
 from .quality import NOISY_CAUTION, measure
 
@@ -65,8 +65,9 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
                   duration_s=round(prepared.duration_s, 2), cut_note=model.bundle.info.get("cut_note"))
     if not quality.usable:
         return Result("no_heartbeat", round(1 - quality.score, 3), None, heart_rate_bpm=None, **common)
-    batch, starts = model_input(prepared, cfg)
     screened = screen(prepared, cfg, model.artifacts)
+    # The windows judged are scaled on their own frames: a stretch set aside moves nothing in them.
+    batch, starts = model_input(judged_part(prepared, cfg, model.segmenter, screened.keep), cfg, screened.keep)
     keep = screened.keep if screened.keep is not None else np.ones(len(starts), bool)
     aside = dict(set_aside=stretches(starts[~keep], cfg.window_s), artifact_heard=screened.heard)
     if not screened.enough:     # too little clean sound left to judge: record again, saying what was heard

@@ -55,6 +55,9 @@ RECIPES = {
     # Device transfer: each augmented copy re-coloured with another database's long-term spectrum before the
     # channel chain (cache.transfer); copies aimed at a database outside training are dropped.
     "transfer": (_LOGMEL_CYCLE, TrainSettings(augmentation="transfer")),
+    # Artifacts are not disease (issue: artifacts): half of each training recording's two device copies carry
+    # speech, rubbing, handling, footsteps, knocks or a cough over a stretch (cache.with_artifact), label kept.
+    "overlay": (_LOGMEL_CYCLE, TrainSettings(augmentation="overlay")),
     # Capacity: the shipped network with twice the filters in every block. Distillation into the small one is
     # worth it only if this ranks unseen databases better.
     "wide": (_LOGMEL_CYCLE, TrainSettings(augmentation="channel", width=2.0)),

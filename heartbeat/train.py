@@ -28,7 +28,7 @@ class TrainSettings:
     batch_size: int = 128
     learning_rate: float = 1e-3
     augment_copies: int = 2           # augmented renditions of each training recording, besides the clean one
-    augmentation: str = "classic"     # "classic" (band limits, gain, noise), "channel" or "phone" (heartbeat.augment)
+    augmentation: str = "classic"     # "classic" (band limits, gain, noise), "channel", "phone" (heartbeat.augment), "overlay" (cache.with_artifact)
     spec_augment: bool = False        # per drawn window: time reversal (p=0.5), one coefficient band and one time span masked
     balance: str = "database"         # "database": every (database, label) cell weighted alike; "class": labels only
     pretrain_epochs: int = 0          # contrastive pretraining of the convolutional trunk first (pretrain_contrastive)
@@ -59,10 +59,17 @@ class Trained:
 
 # ---------------------------------------------------------------- scoring helpers ----
 
-def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: int) -> np.ndarray:
-    """Mean window logit per recording (NaN for recordings too short to hold one window)."""
+def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: int, how: str = "mean") -> np.ndarray:
+    """Mean window logit per recording (NaN for recordings too short to hold one window); `how="median"`: the
+    median window's (measured beside the mean: a minority of windows under an artifact cannot move it)."""
     z = np.concatenate([keras_model(X[i:i + 2048].astype(np.float32), training=False).numpy()[:, 0]
                         for i in range(0, len(X), 2048)]) if len(X) else np.zeros(0)
+    if how == "median":
+        order = np.argsort(rec, kind="stable")
+        recs, first = np.unique(rec[order], return_index=True)
+        out = np.full(n_recordings, np.nan)
+        out[recs] = [np.median(part) for part in np.split(z[order], first[1:])]
+        return out
     sums = np.bincount(rec, weights=z, minlength=n_recordings)
     counts = np.bincount(rec, minlength=n_recordings)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -319,8 +326,8 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
 
 def score_table(trained: Trained, table: pd.DataFrame, copy: int = 0, seed: int = 0,
-                augmentation: str = "classic") -> np.ndarray:
+                augmentation: str = "classic", how: str = "mean") -> np.ndarray:
     """Calibrated p_abnormal for each row of `table` (NaN where the recording is shorter than a window, or
     has no windows in that copy); `copy` > 0: an augmented copy (cache.featurize), e.g. a synthetic murmur's."""
     X, rec = featurize(table["path"].tolist(), trained.bundle.features, copy, seed, augmentation=augmentation)
-    return trained.bundle.calibration(recording_logits(trained.keras_model, X, rec, len(table)))
+    return trained.bundle.calibration(recording_logits(trained.keras_model, X, rec, len(table), how))

@@ -6,7 +6,7 @@ Heart sound present: every labelled heart recording of the nine databases (CirCo
 set_b's noisy ones too: real heart sounds, noisy), each also as another device in another room would
 have recorded it (heartbeat.augment.channel) and with a background sound mixed in. Not present: PASCAL
 set_a's artifacts, Debian's alert sounds, espeak-ng speech in many voices, and every generated kind of
-scripts/negatives.py, alone and mixed in pairs.
+heartbeat/negatives.py, alone and mixed in pairs.
 
 Measured the honest way: each database's pass rate by a gate fitted without any of that database
 (leave-one-database-out), each non-heart kind's refusal rate by a gate fitted without that kind
@@ -29,8 +29,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fit_segmenter  # noqa: E402
-import negatives  # noqa: E402
-from heartbeat import augment  # noqa: E402
+from heartbeat import augment, negatives  # noqa: E402
 from heartbeat.audio import MIN_SECONDS, SAMPLE_RATE, WIDEBAND_RATE, AudioError, load_audio, resample  # noqa: E402
 from heartbeat.beats import Segmenter  # noqa: E402
 from heartbeat.datasets import ALL_DBS, load_table, select  # noqa: E402

@@ -98,6 +98,6 @@ def encode(ffmpeg: str, src: Path, dst: Path, *args: str) -> Path:
     return dst
 
 
-# scripts/ holds the negative-audio generators the gate is fitted with; tests reuse them.
+# scripts/ holds the fitting scripts some tests call (fit_segmenter).
 import sys as _sys  # noqa: E402
 _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))

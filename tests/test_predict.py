@@ -58,7 +58,7 @@ def test_clipping_says_clipped(model):
 # voices in test_quality.py instead of on one sample.
 @pytest.mark.parametrize("kind", ["white_noise", "tone", "mains_hum", "music_like", "rubbing"])
 def test_non_heart_sounds_say_no_heartbeat(model, kind):
-    import negatives
+    from heartbeat import negatives
     from heartbeat.audio import resample
     x = getattr(negatives, kind)(np.random.default_rng(7), 10)
     r = judge(resample(x.astype(np.float32), negatives.SR, SR), model)

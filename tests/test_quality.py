@@ -130,13 +130,13 @@ def test_labelled_noisy_recordings_are_judged_and_flagged_more_often(model, tabl
 
 
 def _refusal_rate(model, make, seeds=range(1000, 1008)):
-    from negatives import SR
+    from heartbeat.negatives import SR
     return np.mean([_judge(make(seed), SR, model).label == "no_heartbeat" for seed in seeds])
 
 
 def test_every_generated_kind_is_answered_no_heartbeat(model):
     """Each kind of non-heart audio, made with seeds never used in fitting, is answered no heartbeat."""
-    import negatives
+    from heartbeat import negatives
     low = {}
     for gen in negatives.GENERATED:
         rate = _refusal_rate(model, lambda s: gen(np.random.default_rng(s), 12.0))
@@ -149,9 +149,9 @@ def test_each_kind_is_refused_for_a_reason_a_clinician_can_act_on(model):
     """The reason names the cause (noise, speech or music, a tone or hum, silence, no heart sounds) that each
     kind's refusals may rightly name (negatives.RIGHT_CAUSES), for seeds never used in fitting; white and
     pink noise were once called "voiced, like speech or music"."""
-    import negatives
+    from heartbeat import negatives
     from heartbeat.quality import CAUSES
-    from negatives import SR
+    from heartbeat.negatives import SR
     right, wrong = 0, {}
     for gen in negatives.GENERATED:
         for seed in range(1000, 1004):
@@ -172,7 +172,7 @@ def test_each_kind_is_refused_for_a_reason_a_clinician_can_act_on(model):
 
 
 def test_speech_and_mixtures_are_answered_no_heartbeat(model):
-    import negatives
+    from heartbeat import negatives
     need(negatives.speech(0) is not None, "espeak-ng (Debian package) for speech")
     assert _refusal_rate(model, lambda s: negatives.speech(s, 10.0)) >= 0.875
     assert _refusal_rate(model, lambda s: negatives.mixture(np.random.default_rng(s), 12.0)[0]) >= 0.75

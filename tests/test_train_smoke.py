@@ -189,3 +189,50 @@ def test_device_transfer_never_aims_at_a_database_outside_training():
     for c, (Xc, rc) in enumerate(kept[1:], 1):
         assert all(transfer_target(paths[r], 0, c) in heard for r in rc)
     assert len(kept[1][1]) >= 2                                       # the copy aimed at a heard database stays
+
+
+def test_overlay_lays_the_artifact_at_the_stated_ratio_at_any_rate(table):
+    """negatives.overlay on a real recording, at the model's rate (training's copies) and at 8 kHz (the
+    artifact screen's measure): the heart sound over the artifact, in the model's band over the stretch it
+    covers, is the ratio asked for; the heart itself is left as it was outside that stretch."""
+    from heartbeat import negatives
+    from heartbeat.audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio, resample
+    path = select(table, ["training-a"], min_seconds=20)["path"].iloc[0]
+    for rate in (SAMPLE_RATE, WIDEBAND_RATE):
+        heart = load_audio(path, rate)[: 20 * rate]
+        for kind, ratio in (("footsteps", -5.0), ("rubbing", 10.0)):
+            mixed, art = negatives.overlay(heart, rate, kind, ratio, seed=4)
+            assert len(mixed) == len(heart) and np.allclose(mixed - heart, art, atol=1e-5)
+            covered = np.abs(art) > 0
+            h, a = (resample(v, rate, SAMPLE_RATE) for v in (heart, art))
+            stretch = np.flatnonzero(np.abs(a) > 1e-9 * np.abs(a).max())
+            s, e = stretch[0], stretch[-1] + 1
+            measured = 10 * np.log10(np.mean(h[s:e] ** 2) / np.mean(a[s:e] ** 2))
+            assert abs(measured - ratio) < 0.5, (rate, kind, measured)
+            assert 0.25 <= covered.mean() <= 1.0 and np.array_equal(mixed[~covered], heart[~covered])
+
+
+def test_overlay_copies_keep_length_and_label_and_evaluate_scores_them(table, tmp_path, monkeypatch):
+    """Training's `overlay` copies (cache.with_artifact) keep the recording's length; a leave-one-database-out
+    fold with `overlays` scores the held-out recordings clean and with every kind at every ratio."""
+    from heartbeat import evaluate as E
+    from heartbeat.cache import with_artifact
+    from heartbeat.negatives import OVERLAY_KINDS
+    x = np.sin(2 * np.pi * 60 * np.arange(20000) / 2000).astype(np.float32)
+    made = [with_artifact("overlay", np.random.default_rng(s))(x, 2000) for s in range(6)]
+    assert all(len(y) == len(x) and np.isfinite(y).all() for y in made)
+    monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(E, "OVERLAY_PER_DB", 3)
+    monkeypatch.setattr(E, "OVERLAY_RATIOS_DB", (0,))
+    monkeypatch.setattr("heartbeat.negatives.OVERLAY_KINDS", ("taps", "cough"))
+    small = select(table, ["training-a", "training-c", "set_b"], ["normal", "abnormal"], min_seconds=5)
+    small = small.groupby(["database", "label"]).head(3).reset_index(drop=True)
+    tiny = T.TrainSettings(epochs=1, windows_per_epoch=64, batch_size=32, augment_copies=1, augmentation="overlay",
+                           val_fraction=0.34)
+    monkeypatch.setitem(E.RECIPES, "tiny", (FeatureConfig(), tiny))
+    E.cross_device(small, tmp_path, recipes=["tiny"], protocols=["lodo"], held_out=["training-c"], overlays=True,
+                   log=lambda *_: None)
+    o = __import__("pandas").read_csv(tmp_path / "runs" / "tiny" / "overlay_training-c.csv")
+    assert sorted(o["kind"].unique()) == ["clean", "cough", "taps"] and len(o) == 3 * 3
+    assert o["p"].notna().all() and o["p_median"].notna().all() and set(o["held_out"]) == {"training-c"}
+    assert len(OVERLAY_KINDS) == 6

@@ -1,4 +1,6 @@
-"""Non-heart audio for fitting and measuring the quality gate: what a clinician may record by mistake.
+"""Non-heart audio: what a clinician may record by mistake (the quality gate is fitted and measured on it), and
+what may sound over a real heart recording (`overlay`: the artifact detector's measure, and training's
+`overlay` copies, which teach the network that speech and movement are not heart disease).
 
 Each kind is generated here from what makes it that sound (the periodic ones at heart-like rates, as
 they are the hardest), spoken by espeak-ng (Debian) in many voices and languages, or read from Debian's
@@ -14,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
-from heartbeat.augment import coloured_noise, hum
+from .audio import SAMPLE_RATE, resample
+from .augment import coloured_noise, hum
 
 SR = 8000  # generated at 8 kHz, then read like any upload (load_audio resamples)
 
@@ -338,3 +341,39 @@ def speech(seed: int, seconds: float = 8.0) -> np.ndarray | None:
 def debian_sounds() -> list[Path]:
     """Bells, alarms and alerts of Debian's sound-theme-freedesktop, where installed."""
     return sorted(Path("/usr/share/sounds/freedesktop/stereo").glob("*.oga"))
+
+
+# ------------------------------------------------------- over a heart recording ----
+
+# What sounds over a heart recording in a clinic: the patient or the clinician speaking, the chest piece rubbed,
+# handled or knocked, someone walking, a cough.
+OVERLAY_KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")
+
+
+def artifact(kind: str, seed: int, seconds: float) -> np.ndarray:
+    """One artifact of OVERLAY_KINDS at SR, `seconds` long."""
+    if kind == "speech":
+        x = speech(seed, seconds)
+        if x is None:
+            raise RuntimeError("espeak-ng is needed for speech (apt install espeak-ng)")
+        return x
+    return globals()[kind](np.random.default_rng(seed), seconds)
+
+
+def overlay(heart: np.ndarray, rate: int, kind: str, ratio_db: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(`heart` (at `rate`) with an artifact over a stretch of it, the scaled artifact alone). The stretch is
+    30-60% of the recording (all of it one time in four); `ratio_db` is the heart sound over the artifact in
+    the model's band (at SAMPLE_RATE: what the model hears), over that stretch."""
+    rng = np.random.default_rng(seed)
+    n = len(heart)
+    length = n if rng.random() < 0.25 else int(n * rng.uniform(0.3, 0.6))
+    start = int(rng.integers(0, n - length + 1))
+    art = np.zeros(n, np.float32)
+    piece = resample(artifact(kind, seed, length / rate + 0.1), SR, rate)[:length]
+    piece = np.pad(piece, (0, length - len(piece)))
+    fade = np.minimum(1, np.minimum(np.arange(length), np.arange(length)[::-1]) / (0.05 * rate))
+    art[start:start + length] = piece * fade
+    h2, a2 = (resample(v, rate, SAMPLE_RATE) for v in (heart, art)) if rate != SAMPLE_RATE else (heart, art)
+    s, e = start * SAMPLE_RATE // rate, (start + length) * SAMPLE_RATE // rate
+    gain = np.sqrt(np.mean(h2[s:e] ** 2) / (np.mean(a2[s:e] ** 2) + 1e-20) / 10 ** (ratio_db / 10))
+    return (heart + gain * art).astype(np.float32), gain * art
