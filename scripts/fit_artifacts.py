@@ -118,7 +118,7 @@ def fit(rows: pd.DataFrame) -> ArtifactDetector:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-db", type=int, default=40, help="recordings per database (half fit, half measure)")
+    parser.add_argument("--per-db", type=int, default=60, help="recordings per database (half fit, half measure)")
     parser.add_argument("--jobs", type=int, default=2)
     # Not bundled yet: with it, heart sounds under steady room noise were sent back and normal recordings
     # marked noisy far more often (README, "artifact windows"). `--out heartbeat/bundled` ships it.

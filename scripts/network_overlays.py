@@ -2,8 +2,10 @@
 clean and with an artifact laid over a stretch (evaluate.overlay_predictions), scored by the fold's model that
 never heard that database, at the screening cut chosen from the other databases (screening.nested).
 
-    python -m heartbeat evaluate --cross-device --protocols lodo --overlays --recipes RECIPE --out OUT
-    python scripts/network_overlays.py OUT/runs/RECIPE [OUT/runs/OTHER ...] [--out reports/artifacts_network]
+    python -m heartbeat evaluate --cross-device --protocols lodo --overlays --out reports/overlays \
+        --recipes logmel-cycle-soft2 overlay --held-out circor2022 set_a set_b training-a training-c training-d training-f
+    python scripts/network_overlays.py reports/overlays/runs/logmel-cycle-soft2 reports/overlays/runs/overlay \
+        --scores p p_median --out reports/artifacts_network
 
 Per recipe: of the normal recordings the network called normal clean, the share it still calls normal with the
 artifact (1 - its false referrals); of the abnormal ones it called abnormal clean, the share it still calls
