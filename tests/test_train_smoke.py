@@ -230,9 +230,15 @@ def test_overlay_copies_keep_length_and_label_and_evaluate_scores_them(table, tm
     tiny = T.TrainSettings(epochs=1, windows_per_epoch=64, batch_size=32, augment_copies=1, augmentation="overlay",
                            val_fraction=0.34)
     monkeypatch.setitem(E.RECIPES, "tiny", (FeatureConfig(), tiny))
-    E.cross_device(small, tmp_path, recipes=["tiny"], protocols=["lodo"], held_out=["training-c"], overlays=True,
-                   log=lambda *_: None)
+    E.cross_device(small, tmp_path, recipes=["tiny"], protocols=["lodo"], held_out=["training-c", "set_b"],
+                   overlays=True, log=lambda *_: None)
     o = __import__("pandas").read_csv(tmp_path / "runs" / "tiny" / "overlay_training-c.csv")
     assert sorted(o["kind"].unique()) == ["clean", "cough", "taps"] and len(o) == 3 * 3
     assert o["p"].notna().all() and o["p_median"].notna().all() and set(o["held_out"]) == {"training-c"}
     assert len(OVERLAY_KINDS) == 6
+    # The report reads them: each overlaid recording against its clean call, at each database's nested cut.
+    import network_overlays
+    flips = network_overlays.flips(tmp_path / "runs" / "tiny")
+    assert len(flips) == 2 * 3 * 2 and set(flips["database"]) == {"training-c", "set_b"}
+    network_overlays.main([str(tmp_path / "runs" / "tiny"), "--scores", "p", "p_median", "--out", str(tmp_path / "net")])
+    assert "## tiny (p_median)" in (tmp_path / "net.md").read_text()
