@@ -152,7 +152,10 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     `kept`: a boolean per window (`windows`); only the frames of the kept windows set the recording's floor
     and standardisation, so that an artifact set aside (artifacts.screen) moves nothing in the windows judged."""
     power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
-    frames = _frames_of(kept, power.shape[1], cfg)
+    # Every frame when all windows are kept (the common case, computed as it always was), and when none is
+    # (nothing will be judged).
+    frames = slice(None) if kept is None or np.all(kept) or not np.any(kept) else \
+        in_kept_windows(np.arange(power.shape[1]) / cfg.frame_rate, kept, len(audio), cfg)
     if cfg.kind == "spectrum":
         return _finish(_spectrum_db(power, cfg, frames), cfg, beats, frames)
     mel = mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.band_hz[0], cfg.fmax) @ power
@@ -169,16 +172,13 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     return _finish(logmel, cfg, beats, frames)
 
 
-def _frames_of(kept: np.ndarray | None, n_frames: int, cfg: FeatureConfig) -> slice | np.ndarray:
-    """The heat-map frames inside the kept windows (every frame when all are kept, the common case, unchanged;
-    and when none is: nothing will be judged)."""
-    if kept is None or np.all(kept) or not np.any(kept):
-        return slice(None)
-    starts = window_starts(n_frames, cfg.window_frames, cfg.hop_frames)
-    inside = np.zeros(n_frames + 1, int)
-    np.add.at(inside, starts[kept], 1)
-    np.add.at(inside, starts[kept] + cfg.window_frames, -1)
-    return np.cumsum(inside)[:n_frames] > 0
+def in_kept_windows(times: np.ndarray, kept: np.ndarray, n_samples: int, cfg: FeatureConfig) -> np.ndarray:
+    """Boolean per time (s) of a recording of `n_samples`: inside one of the kept windows (`kept`: a boolean
+    per window, as `windows` cuts them)."""
+    inside = np.zeros(len(times), bool)
+    for start in window_times(n_samples, cfg)[kept]:
+        inside |= (times >= start) & (times < start + cfg.window_s)
+    return inside
 
 
 def spectrum_bins(cfg: FeatureConfig) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .audio import WIDEBAND_RATE, resample
 from .beats import FRAME_RATE, Beats, Segmenter, find_beats
-from .features import FeatureConfig, window_times
+from .features import FeatureConfig, in_kept_windows
 from .preprocess import bandpass, fade_edges, normalize
 
 
@@ -59,9 +59,6 @@ def judged_part(prepared: Prepared, cfg: FeatureConfig, segmenter: Segmenter | N
     probs = prepared.beats.state_probs
     if segmenter is None or probs is None or kept is None or kept.all() or not kept.any():
         return prepared
-    centres = (np.arange(len(probs)) + 0.5) / FRAME_RATE
-    frames = np.zeros(len(probs), bool)
-    for start in window_times(len(prepared.cleaned), cfg)[kept]:
-        frames |= (centres >= start) & (centres < start + cfg.window_s)
+    frames = in_kept_windows((np.arange(len(probs)) + 0.5) / FRAME_RATE, kept, len(prepared.cleaned), cfg)
     probs = segmenter.state_probs(prepared.cleaned, prepared.sample_rate, frames).astype(np.float32)
     return dataclasses.replace(prepared, beats=dataclasses.replace(prepared.beats, state_probs=probs))

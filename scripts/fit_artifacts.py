@@ -61,11 +61,6 @@ def bundle_without_detector(folder: Path) -> Path:
     return folder
 
 
-def overlay(heart: np.ndarray, kind: str, ratio_db: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(heart with the artifact over a stretch, the scaled artifact alone), both at WIDEBAND_RATE."""
-    return negatives.overlay(heart, WIDEBAND_RATE, kind, ratio_db, seed)
-
-
 def window_ratio_db(heart: np.ndarray, art: np.ndarray, cfg) -> np.ndarray:
     """Artifact over heart sound (dB, model band) in each of the network's windows."""
     h2, a2 = (resample(v, WIDEBAND_RATE, SAMPLE_RATE) for v in (heart, art))
@@ -84,7 +79,7 @@ def _windows(job) -> list[dict]:
     if kind is None:
         mix, ratio_w = heart, None
     else:
-        mix, art = overlay(heart, kind, ratio, seed)
+        mix, art = negatives.overlay(heart, WIDEBAND_RATE, kind, ratio, seed)
         ratio_w = window_ratio_db(heart, art, cfg)
     m = window_measurements(prepare(mix, cfg, model.segmenter), cfg)
     rows = []
@@ -101,7 +96,7 @@ def _answer(job) -> dict:
     model = _worker["model"]
     model.artifacts = detector
     heart = load_audio(path, WIDEBAND_RATE)[: int(MAX_S * WIDEBAND_RATE)]
-    mix = heart if kind is None else overlay(heart, kind, ratio, seed)[0]
+    mix = heart if kind is None else negatives.overlay(heart, WIDEBAND_RATE, kind, ratio, seed)[0]
     r = decide(prepare(mix, model.features, model.segmenter), model)
     return {"path": path, "database": db, "kind": kind or "clean", "ratio_db": ratio, "label": r.label,
             "quality": r.quality, "set_aside": len(r.set_aside) > 0, "heard": r.artifact_heard,
