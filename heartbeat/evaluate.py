@@ -58,10 +58,15 @@ def summarize(pred: pd.DataFrame) -> dict:
     return {"pooled": of(pred), "per_database": {db: of(g) for db, g in pred.groupby("database")}}
 
 
+def _scored(trained, test: pd.DataFrame, **copy) -> dict:
+    """Columns p (the mean window logit's, calibrated: what the bundle answers) and p_median (the median window's)."""
+    scores = score_table(trained, test, **copy, hows=("mean", "median"))
+    return {"p": scores["mean"], "p_median": scores["median"]}
+
+
 def _predictions(trained, test: pd.DataFrame, **extra) -> pd.DataFrame:
     return pd.DataFrame({"path": test["path"].to_numpy(), "database": test["database"].to_numpy(),
-                         "y": (test["label"] == "abnormal").to_numpy(int), "p": score_table(trained, test),
-                         "p_median": score_table(trained, test, how="median"),
+                         "y": (test["label"] == "abnormal").to_numpy(int), **_scored(trained, test),
                          "threshold": trained.bundle.threshold, **extra})
 
 
@@ -72,10 +77,10 @@ def synthetic_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFram
     from .murmurs import GRADES, KINDS
     normals = test[test["label"] == "normal"]
     paths = normals["path"].tolist()
-    rows = [pd.DataFrame({"path": paths, "kind": "none", "grade": 0, "p": score_table(trained, normals)})]
+    rows = [pd.DataFrame({"path": paths, "kind": "none", "grade": 0, "p": score_table(trained, normals)["mean"]})]
     for kind in KINDS:
         for grade in GRADES:
-            p = score_table(trained, normals, 1, seed + 100, augmentation=f"diastolic:{kind}:{grade}")
+            p = score_table(trained, normals, 1, seed + 100, augmentation=f"diastolic:{kind}:{grade}")["mean"]
             rows.append(pd.DataFrame({"path": paths, "kind": kind, "grade": grade, "p": p}))
     return pd.concat(rows, ignore_index=True).assign(database=normals["database"].iloc[0] if len(normals) else "")
 
@@ -92,13 +97,11 @@ def overlay_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFrame:
     from .negatives import OVERLAY_KINDS
     test = test.sample(min(OVERLAY_PER_DB, len(test)), random_state=seed)
     base = pd.DataFrame({"path": test["path"].to_numpy(), "y": (test["label"] == "abnormal").to_numpy(int)})
-    rows = [base.assign(kind="clean", ratio_db=np.nan, p=score_table(trained, test),
-                        p_median=score_table(trained, test, how="median"))]
+    rows = [base.assign(kind="clean", ratio_db=np.nan, **_scored(trained, test))]
     for kind in OVERLAY_KINDS:
         for ratio in OVERLAY_RATIOS_DB:
-            over = dict(copy=1, seed=seed + 200, augmentation=f"overlay:{kind}:{ratio}")
-            rows.append(base.assign(kind=kind, ratio_db=ratio, p=score_table(trained, test, **over),
-                                    p_median=score_table(trained, test, **over, how="median")))
+            rows.append(base.assign(kind=kind, ratio_db=ratio, **_scored(
+                trained, test, copy=1, seed=seed + 200, augmentation=f"overlay:{kind}:{ratio}")))
     return pd.concat(rows, ignore_index=True)
 
 

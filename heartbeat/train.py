@@ -59,21 +59,23 @@ class Trained:
 
 # ---------------------------------------------------------------- scoring helpers ----
 
-def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: int, how: str = "mean") -> np.ndarray:
-    """Mean window logit per recording (NaN for recordings too short to hold one window); `how="median"`: the
-    median window's (measured beside the mean: a minority of windows under an artifact cannot move it)."""
+def recording_logits(keras_model, X: np.ndarray, rec: np.ndarray, n_recordings: int,
+                     hows: tuple[str, ...] = ("mean",)) -> dict[str, np.ndarray]:
+    """Per recording, its windows' logits aggregated each way in `hows` (NaN for recordings too short to hold
+    one window): "mean" (what the bundle does) and "median" (measured beside it: a minority of windows under
+    an artifact cannot move it). The network runs once whatever the number of ways."""
     z = np.concatenate([keras_model(X[i:i + 2048].astype(np.float32), training=False).numpy()[:, 0]
                         for i in range(0, len(X), 2048)]) if len(X) else np.zeros(0)
-    if how == "median":
+    out = {}
+    if "mean" in hows:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["mean"] = np.bincount(rec, weights=z, minlength=n_recordings) / np.bincount(rec, minlength=n_recordings)
+    if "median" in hows:
         order = np.argsort(rec, kind="stable")
         recs, first = np.unique(rec[order], return_index=True)
-        out = np.full(n_recordings, np.nan)
-        out[recs] = [np.median(part) for part in np.split(z[order], first[1:])]
-        return out
-    sums = np.bincount(rec, weights=z, minlength=n_recordings)
-    counts = np.bincount(rec, minlength=n_recordings)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sums / counts
+        out["median"] = np.full(n_recordings, np.nan)
+        out["median"][recs] = [np.median(part) for part in np.split(z[order], first[1:])]
+    return out
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, weight=None) -> float:
@@ -311,11 +313,11 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
     def val_auroc(model) -> float:
         from sklearn.metrics import roc_auc_score
-        return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))[va]))
+        return float(roc_auc_score(yv, recording_logits(model, Xv[quick], recv[quick], len(table))["mean"][va]))
 
     model, history = fit_windows(X, y_win, w_win, cfg, settings, val_auroc,
                                  views=_renditions(recs) if len(recs) > 1 else None, domain=d_win)
-    zv = recording_logits(model, Xv, recv, len(table))[va]
+    zv = recording_logits(model, Xv, recv, len(table))["mean"][va]
     calibration = fit_calibration(yv, zv)
     threshold = choose_threshold(yv, calibration(zv), rec_weight[va])
     info = {"variant": settings.variant, "settings": settings.to_dict(), "train_seconds": round(time.time() - t0, 1),
@@ -326,8 +328,10 @@ def train_model(table: pd.DataFrame, cfg: FeatureConfig, settings: TrainSettings
 
 
 def score_table(trained: Trained, table: pd.DataFrame, copy: int = 0, seed: int = 0,
-                augmentation: str = "classic", how: str = "mean") -> np.ndarray:
-    """Calibrated p_abnormal for each row of `table` (NaN where the recording is shorter than a window, or
-    has no windows in that copy); `copy` > 0: an augmented copy (cache.featurize), e.g. a synthetic murmur's."""
+                augmentation: str = "classic", hows: tuple[str, ...] = ("mean",)) -> dict[str, np.ndarray]:
+    """Calibrated p_abnormal for each row of `table`, its windows aggregated each way in `hows` (recording_logits;
+    NaN where the recording is shorter than a window, or has no windows in that copy); `copy` > 0: an augmented
+    copy (cache.featurize), e.g. a synthetic murmur's."""
     X, rec = featurize(table["path"].tolist(), trained.bundle.features, copy, seed, augmentation=augmentation)
-    return trained.bundle.calibration(recording_logits(trained.keras_model, X, rec, len(table), how))
+    return {how: trained.bundle.calibration(z) for how, z in
+            recording_logits(trained.keras_model, X, rec, len(table), hows).items()}
