@@ -45,7 +45,9 @@ def main(argv=None) -> int:
     table = pd.concat({"before": per_database(a), "after": per_database(b)}).swaplevel().sort_index()
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(table.round(3))
-    both = a[["label"]].add_suffix("_before").join(b[["label"]].add_suffix("_after"), how="inner")
+    # A file that could not be judged has no label: it counts as its own answer, the same in both runs.
+    both = (a[["label"]].add_suffix("_before").join(b[["label"]].add_suffix("_after"), how="inner")
+            .fillna("could not be judged"))
     changed = both["label_before"] != both["label_after"]
     print(f"\n{len(both)} recordings in both; answer changed for {changed.sum()} ({changed.mean():.1%}): "
           + ", ".join(f"{x} -> {y} {n}" for (x, y), n in both[changed].value_counts().items()))

@@ -103,12 +103,16 @@ def _answer(job) -> dict:
             "reason": r.quality_reason}
 
 
-def fit(rows: pd.DataFrame) -> ArtifactDetector:
+def fit(rows: pd.DataFrame, threshold: float | None = None) -> ArtifactDetector:
+    """The detector on these windows; `threshold`: a fixed score cut instead of the fitted one (which sets aside
+    2% of the fitting databases' clean windows), to measure the trade between clean flags and artifacts found."""
     rows = rows[rows["artifact"].notna()]
     group = rows["database"] + "/" + rows["kind"]
     weight = 1.0 / group.map(group.value_counts())            # each database and kind weighs alike
-    return ArtifactDetector.fit(np.array(rows["x"].tolist()), rows["artifact"].astype(bool).to_numpy(),
-                                weight.to_numpy())
+    detector = ArtifactDetector.fit(np.array(rows["x"].tolist()), rows["artifact"].astype(bool).to_numpy(),
+                                    weight.to_numpy())
+    detector.threshold = detector.threshold if threshold is None else threshold
+    return detector
 
 
 def main(argv=None) -> int:
@@ -119,6 +123,7 @@ def main(argv=None) -> int:
     # marked noisy far more often (README, "artifact windows"). `--out heartbeat/bundled` ships it.
     parser.add_argument("--out", type=Path, default=CANDIDATE)
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    parser.add_argument("--threshold", type=float, help="a fixed score cut for every detector fitted here")
     args = parser.parse_args(argv)
     t0 = time.time()
     bundle = bundle_without_detector(Path(tempfile.mkdtemp()))
@@ -140,19 +145,19 @@ def main(argv=None) -> int:
     # Each kind by a detector that never saw it; each database's clean windows likewise.
     by_kind, by_db = {}, {}
     for kind in KINDS:
-        det = fit(fit_rows[fit_rows["kind"] != kind])
+        det = fit(fit_rows[fit_rows["kind"] != kind], args.threshold)
         part = measure_rows[(measure_rows["kind"] == kind) & (measure_rows["artifact"] == True)]  # noqa: E712
         by_kind[kind] = {"windows": len(part), "flagged": float(det.flag(np.array(part["x"].tolist())).mean())
                          if len(part) else None}
     for db in ALL_DBS:
-        det = fit(fit_rows[fit_rows["database"] != db])
+        det = fit(fit_rows[fit_rows["database"] != db], args.threshold)
         part = measure_rows[(measure_rows["database"] == db) & (measure_rows["kind"] == "clean")]
         by_db[db] = {"windows": len(part), "flagged": float(det.flag(np.array(part["x"].tolist())).mean())
                      if len(part) else None}
 
     # The whole answer on the measuring half (recordings never used in fitting), clean and with each kind at
     # each ratio, by the detector fitted on the fitting half.
-    held_out = fit(fit_rows)
+    held_out = fit(fit_rows, args.threshold)
     measure = picked[picked["half"] == "measure"]
     answer_jobs = []
     for i, r in enumerate(measure.itertuples()):
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
     report = overlay_table(answers[: len(answer_jobs)])
     without = overlay_table(answers[len(answer_jobs):].reset_index(drop=True))
 
-    shipped = fit(rows)
+    shipped = fit(rows, args.threshold)
     args.out.mkdir(parents=True, exist_ok=True)
     shipped.save(args.out / ARTIFACTS)
     timing = screen_ms(shipped, table, bundle)
