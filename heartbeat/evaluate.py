@@ -85,7 +85,6 @@ def synthetic_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFram
     return pd.concat(rows, ignore_index=True).assign(database=normals["database"].iloc[0] if len(normals) else "")
 
 
-OVERLAY_RATIOS_DB = (-5, 0, 5, 10)    # heart sound over the artifact, as scripts/fit_artifacts.py measures
 OVERLAY_PER_DB = 120                 # held-out recordings per database scored with artifacts (bounds the cost)
 
 
@@ -94,7 +93,7 @@ def overlay_predictions(trained, test: pd.DataFrame, seed: int) -> pd.DataFrame:
     kind (negatives.OVERLAY_KINDS: speech, rubbing, handling, footsteps, knocks, coughs) laid over a stretch at
     each heart-to-artifact ratio: does the network alone change its answer for noise? Neither the device
     nor the recordings were heard in training; artifacts of these kinds may have been (recipe `overlay`)."""
-    from .negatives import OVERLAY_KINDS
+    from .negatives import OVERLAY_KINDS, OVERLAY_RATIOS_DB
     test = test.sample(min(OVERLAY_PER_DB, len(test)), random_state=seed)
     base = pd.DataFrame({"path": test["path"].to_numpy(), "y": (test["label"] == "abnormal").to_numpy(int)})
     rows = [base.assign(kind="clean", ratio_db=np.nan, **_scored(trained, test))]

@@ -348,6 +348,7 @@ def debian_sounds() -> list[Path]:
 # What sounds over a heart recording in a clinic: the patient or the clinician speaking, the chest piece rubbed,
 # handled or knocked, someone walking, a cough.
 OVERLAY_KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")
+OVERLAY_RATIOS_DB = (-5, 0, 5, 10)   # heart sound over the artifact (the measures: fit_artifacts, evaluate --overlays)
 
 
 def artifact(kind: str, seed: int, seconds: float) -> np.ndarray:

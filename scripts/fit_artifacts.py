@@ -41,8 +41,7 @@ from heartbeat.preprocess import window_starts
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATE = ROOT / "models" / "candidates"      # where the detector waits until it is shipped
-KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")
-RATIOS_DB = (-5, 0, 5, 10)          # heart sound over artifact, over the artifact's stretch
+KINDS, RATIOS_DB = negatives.OVERLAY_KINDS, negatives.OVERLAY_RATIOS_DB   # heart sound over artifact, over its stretch
 ARTIFACT_WITHIN_DB, CLEAN_BELOW_DB = -10.0, -30.0
 MAX_S = 30.0
 _worker: dict = {}

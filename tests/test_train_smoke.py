@@ -223,7 +223,7 @@ def test_overlay_copies_keep_length_and_label_and_evaluate_scores_them(table, tm
     assert all(len(y) == len(x) and np.isfinite(y).all() for y in made)
     monkeypatch.setenv("HEARTBEAT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(E, "OVERLAY_PER_DB", 3)
-    monkeypatch.setattr(E, "OVERLAY_RATIOS_DB", (0,))
+    monkeypatch.setattr("heartbeat.negatives.OVERLAY_RATIOS_DB", (0,))
     monkeypatch.setattr("heartbeat.negatives.OVERLAY_KINDS", ("taps", "cough"))
     small = select(table, ["training-a", "training-c", "set_b"], ["normal", "abnormal"], min_seconds=5)
     small = small.groupby(["database", "label"]).head(3).reset_index(drop=True)
