@@ -40,7 +40,7 @@ from heartbeat.model import DEFAULT_MODEL_DIR, load_model                     # 
 # stenosis grade II+ 0.13 held out at the same false alarms; reports/diastolic_listener.md says so).
 HIDDEN, ALPHA = (64,), 1e-3
 NETWORK_RUNS = ROOT / "reports" / "runs" / "logmel-cycle-soft2"
-ROWS_VERSION = b"2"           # bump when _rows changes what it makes
+ROWS_VERSION = b"3"           # bump when _rows changes what it makes
 _model = None
 
 # Tried as a second input beside the profile and not shipped (`--inputs both`, reports/diastolic_contrast.md):
@@ -114,6 +114,7 @@ def _rows(job) -> list[dict]:
         profile = D.cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
         contrast = spectral_contrast(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
         return dict(path=path, kind=kind, grade=grade, fibrillation=fibrillation, chain=chain,
+                    quiet_db=clean.beats.contrast_db,    # the clean recording's S1/S2 above its diastole
                     profile=None if profile is None else profile.tolist(),
                     contrast=None if contrast is None else contrast.tolist())
 
@@ -235,6 +236,7 @@ def report(held: pd.DataFrame, inputs: str = "profile") -> list[str]:
                                                                   for g in M.GRADES)
                      + f" | **{_fmt(loud['heard'].mean())}** | {_fmt(loud.loc[loud['fibrillation'], 'heard'].mean())} | "
                      f"{_fmt(loud.loc[loud['chain'], 'heard'].mean())} |")
+    lines += _by_quiet(synth, held)
     lines += ["", "Grade II and louder, both kinds, by held-out database (target >= 0.90): " + ", ".join(
         f"{db} {_fmt(g.loc[g['grade'] >= 2, 'heard'].mean())}" for db, g in synth.groupby("database")), "",
               "Tried first and not kept: a logistic regression on the same profile, same rows and cut rule, heard "
@@ -267,6 +269,32 @@ def report(held: pd.DataFrame, inputs: str = "profile") -> list[str]:
               f"hears {int(d['heard'].sum())} of {len(d)} (logit - cut: "
               + ", ".join("not assessed" if pd.isna(s) else f"{s - c:+.1f}" for s, c in zip(d["score"], d["cut"])) + ").",
               ""]
+    return lines
+
+
+QUIET_BINS_DB = (10, 14, 20)
+
+
+def _by_quiet(synth: pd.DataFrame, held: pd.DataFrame) -> list[str]:
+    """Heard by grade and by how far the clean recording's S1/S2 stand above its diastole (beats.contrast_db):
+    grade g sits murmurs.GRADE_DB[g] below S1/S2, so where diastole's own sound is louder than that, the murmur
+    lies under it."""
+    edges = (-np.inf, *QUIET_BINS_DB, np.inf)
+    names = [f"<= {QUIET_BINS_DB[0]} dB"] + [f"{a}-{b} dB" for a, b in zip(QUIET_BINS_DB, QUIET_BINS_DB[1:])] \
+        + [f"> {QUIET_BINS_DB[-1]} dB"]
+    s = synth.assign(bin=pd.cut(synth["quiet_db"], edges, labels=names))
+    normals = held[(held["kind"] == "none") & ~held["chain"] & (held["label"] == "normal")]
+    share = pd.cut(normals["quiet_db"], edges, labels=names).value_counts(normalize=True)
+    lines = ["", "By how far the clean recording's S1/S2 stand above its own diastole (the segmenter's "
+             "`contrast_db`; grade I-IV sit " + ", ".join(f"{-M.GRADE_DB[g]:.0f}" for g in M.GRADES)
+             + " dB below S1/S2, so a murmur softer than the recording's diastolic sound lies under it):", "",
+             "| kind | grade | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for kind in M.KINDS:
+        for g in M.GRADES:
+            k = s[(s["kind"] == kind) & (s["grade"] == g)]
+            lines.append(f"| {kind.replace('_', ' ')} | {g} | " + " | ".join(
+                f"{_fmt(k.loc[k['bin'] == b, 'heard'].mean())} ({int((k['bin'] == b).sum())})" for b in names) + " |")
+    lines.append("| *real normals in each band* | | " + " | ".join(f"{share.get(b, 0):.2f}" for b in names) + " |")
     return lines
 
 
