@@ -17,6 +17,7 @@ import numpy as np
 from .artifacts import screen
 from .audio import WIDEBAND_RATE, AudioError, load_audio
 from .describe import describe, profile_of
+from .diastolic import MASKED_NOTE, masked
 from .features import model_input
 from .frontend import Prepared, judged_part, prepare
 from .model import HeartModel, load_model
@@ -37,7 +38,8 @@ class Result:
     quality: str                      # good | noisy (judged, with a caution) | unusable (no heartbeat)
     quality_score: float              # 0..1: how sure the gate is that a heart sound is present
     quality_reason: str | None        # why unusable, in plain words
-    caution: str | None               # said wherever the answer is shown (noisy recordings)
+    caution: str | None               # said wherever the answer is shown: a noisy recording, a diastole too loud
+    #                                   to hear a rumble under (a normal answer), stretches set aside
     duration_s: float
     windows: list[dict] = field(default_factory=list)   # start_s, end_s, p_abnormal per analysis window
     s1_times: list[float] = field(default_factory=list)
@@ -86,13 +88,16 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     if rumble and label == "normal":
         label, confidence = "abnormal", model.diastolic.probability(profile)
     kind = describe(prepared, model.describer, label == "abnormal", profile, bool(rumble))
+    notes = [common["caution"]] if common["caution"] else []
+    if model.diastolic is not None and label == "normal" and masked(beats.contrast_db):
+        notes.append(MASKED_NOTE)
     if screened.heard:
-        note = f"{screened.heard} heard in part of the recording: that part was left out"
-        common["caution"] = note if common["caution"] is None else f"{common['caution']}; {note}"
+        notes.append(f"{screened.heard} heard in part of the recording: that part was left out")
         # An abnormal answer from a recording that held artifacts is never called good: what the detector
         # missed next to what it found may have raised the score (an extra referral, said with a caution).
         if label == "abnormal":
             common["quality"] = "noisy"
+    common["caution"] = "; ".join(notes) or None
     return Result(label, round(confidence, 3), round(p, 3),
                   murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,
                   diastolic_heard=rumble,

@@ -33,7 +33,7 @@ from heartbeat import murmurs as M                                            # 
 from heartbeat.beats import FRAME_RATE, cycle_bounds                         # noqa: E402
 from heartbeat.cache import cached_table, in_workers                          # noqa: E402
 from heartbeat.datasets import ALL_DBS, circor_patients, load_table           # noqa: E402
-from heartbeat.diastolic import FALSE_ALARMS, DiastolicListener               # noqa: E402
+from heartbeat.diastolic import FALSE_ALARMS, MASKED_BELOW_DB, DiastolicListener               # noqa: E402
 from heartbeat.model import DEFAULT_MODEL_DIR, load_model                     # noqa: E402
 
 # The listener's network, fixed beforehand (a logistic regression on the same profile heard too little: mitral
@@ -272,7 +272,7 @@ def report(held: pd.DataFrame, inputs: str = "profile") -> list[str]:
     return lines
 
 
-QUIET_BINS_DB = (10, 14, 20)
+QUIET_BINS_DB = (MASKED_BELOW_DB, 14, 20)    # the first: where a normal answer says a rumble could hide
 
 
 def _by_quiet(synth: pd.DataFrame, held: pd.DataFrame) -> list[str]:
@@ -280,8 +280,8 @@ def _by_quiet(synth: pd.DataFrame, held: pd.DataFrame) -> list[str]:
     grade g sits murmurs.GRADE_DB[g] below S1/S2, so where diastole's own sound is louder than that, the murmur
     lies under it."""
     edges = (-np.inf, *QUIET_BINS_DB, np.inf)
-    names = [f"<= {QUIET_BINS_DB[0]} dB"] + [f"{a}-{b} dB" for a, b in zip(QUIET_BINS_DB, QUIET_BINS_DB[1:])] \
-        + [f"> {QUIET_BINS_DB[-1]} dB"]
+    names = [f"<= {QUIET_BINS_DB[0]:g} dB"] + [f"{a:g}-{b:g} dB" for a, b in zip(QUIET_BINS_DB, QUIET_BINS_DB[1:])] \
+        + [f"> {QUIET_BINS_DB[-1]:g} dB"]
     s = synth.assign(bin=pd.cut(synth["quiet_db"], edges, labels=names))
     normals = held[(held["kind"] == "none") & ~held["chain"] & (held["label"] == "normal")]
     share = pd.cut(normals["quiet_db"], edges, labels=names).value_counts(normalize=True)
@@ -295,6 +295,8 @@ def _by_quiet(synth: pd.DataFrame, held: pd.DataFrame) -> list[str]:
             lines.append(f"| {kind.replace('_', ' ')} | {g} | " + " | ".join(
                 f"{_fmt(k.loc[k['bin'] == b, 'heard'].mean())} ({int((k['bin'] == b).sum())})" for b in names) + " |")
     lines.append("| *real normals in each band* | | " + " | ".join(f"{share.get(b, 0):.2f}" for b in names) + " |")
+    lines += ["", f"So a normal answer whose S1/S2 stand no more than {MASKED_BELOW_DB:g} dB above diastole says that a soft "
+              "diastolic murmur could be missed there (`diastolic.MASKED_BELOW_DB`)."]
     return lines
 
 

@@ -114,3 +114,27 @@ def test_the_spectral_contrast_tried_beside_the_profile_hears_a_rumble_in_diasto
     assert np.median(clean_mid) <= 1.0, clean_mid
     assert np.median(lifted["mitral_stenosis"]) >= 3.0, lifted
     assert np.median(lifted["aortic_regurgitation"]) >= 3.0, lifted
+
+
+def test_a_normal_answer_says_when_diastole_is_too_loud_to_hear_a_rumble(model, normals):
+    """Where S1/S2 stand no more than diastolic.MASKED_BELOW_DB above diastole's own sound, the listener hears
+    few rumbles (reports/diastolic_listener.md), so a normal answer says a soft diastolic murmur could be missed;
+    above it, or on an abnormal answer (already referred), it does not. Label and p_abnormal are untouched."""
+    from heartbeat.diastolic import MASKED_BELOW_DB, MASKED_NOTE
+    for prepared in normals[:4]:
+        base = decide(prepared, model)
+        for contrast, said in ((MASKED_BELOW_DB - 2, True), (MASKED_BELOW_DB + 2, False)):
+            beats = dataclasses.replace(prepared.beats, contrast_db=contrast)
+            r = decide(dataclasses.replace(prepared, beats=beats), model)
+            assert (r.label, r.p_abnormal) == (base.label, base.p_abnormal) == ("normal", base.p_abnormal)
+            assert (MASKED_NOTE in (r.caution or "")) == said, (contrast, r.caution)
+            if said:
+                assert "mitral stenosis" in " ".join(details(r.to_dict()))
+        keen = dataclasses.replace(model.diastolic, cut=-np.inf)      # an answer the listener raised
+        shipped, model.diastolic = model.diastolic, keen
+        try:
+            beats = dataclasses.replace(prepared.beats, contrast_db=MASKED_BELOW_DB - 2)
+            r = decide(dataclasses.replace(prepared, beats=beats), model)
+        finally:
+            model.diastolic = shipped
+        assert r.label == "abnormal" and MASKED_NOTE not in (r.caution or "")

@@ -111,7 +111,7 @@ def test_noisy_heart_sound_is_judged_with_a_caution(model, table):
     assert len(judged) >= 7, [q.quality_reason for q in noisy_q]
     noticed = [q for q in noisy_q if q.label == "no_heartbeat" or q.quality == "noisy"]
     assert len(noticed) >= 5, [(q.label, q.quality) for q in noisy_q]
-    assert all((q.caution == NOISY_CAUTION) == (q.quality == "noisy") for q in judged + clean_q)
+    assert all((q.caution or "").startswith(NOISY_CAUTION) == (q.quality == "noisy") for q in judged + clean_q)
     assert sum(q.quality == "noisy" for q in clean_q) <= 2
     assert all(q.label != "no_heartbeat" for q in clean_q)
 
