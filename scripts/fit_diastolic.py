@@ -1,8 +1,10 @@
 """Fit and evaluate the diastolic listener (heartbeat/diastolic.py): reports/diastolic_listener.md.
 
     python scripts/fit_diastolic.py [--model models/heartbeat] [--out reports] [--workers 2] [--copies 1]
+                                    [--inputs shipped|profile|all]
 
-1. Every recording of every database through the bundle's own front end, its cycle profile kept. Each normal
+1. Every recording of every database through the bundle's own front end, its cycle profile and spectral
+   contrast kept (diastolic.listener_input reads both). Each normal
    recording also gets two murmured copies (murmurs.add_murmur: one mitral stenosis, a third of those in atrial
    fibrillation, and one aortic regurgitation; grade I-IV at random), and half of the normals (their clean copy
    and both murmured ones, each an independent draw) also go through another device's chain (augment.channel),
@@ -13,12 +15,12 @@
    and, beside the network's held-out answers at the nested screening cut (reports/runs/logmel-cycle-soft2),
    the specificity and sensitivity of the two together against the network alone; CirCor's real diastolic
    murmurs.
-3. Fitted on every database into the bundle (diastolic.json).
+3. Fitted on every database into the bundle (diastolic.json); with `--inputs profile` or `all` (what was shipped
+   before, and what was tried) only the report is written.
 """
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 
@@ -29,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from heartbeat import augment, screening                                      # noqa: E402
 from heartbeat import describe as D                                           # noqa: E402
+from heartbeat import diastolic as Dz                                         # noqa: E402
 from heartbeat import murmurs as M                                            # noqa: E402
-from heartbeat.beats import FRAME_RATE, cycle_bounds                         # noqa: E402
 from heartbeat.cache import cached_table, in_workers                          # noqa: E402
 from heartbeat.datasets import ALL_DBS, circor_patients, load_table           # noqa: E402
 from heartbeat.diastolic import FALSE_ALARMS, MASKED_BELOW_DB, DiastolicListener               # noqa: E402
@@ -42,58 +44,6 @@ HIDDEN, ALPHA = (64,), 1e-3
 NETWORK_RUNS = ROOT / "reports" / "runs" / "logmel-cycle-soft2"
 ROWS_VERSION = b"4"           # bump when _rows changes what it makes
 _model = None
-
-# Tried as a second input beside the profile and not shipped (`--inputs both`, reports/diastolic_contrast.md):
-# the spectrum of diastole against that of systole and of the heart sounds, cycle by cycle. Bands narrow where
-# the rumble lives (30-100 Hz; 64 ms frames give 15.6 Hz resolution), wider above.
-SPECTRUM_EDGES_HZ = (25, 40, 55, 70, 85, 100, 130, 160, 200, 250, 320, 400)
-FFT_S = 0.064
-MARGIN_FRAMES = 2          # frames kept clear of each phase's ends, so a 64 ms frame holds no S1 or S2
-THIRDS = 3                 # diastole in early / mid / late: the snap and AR start early, MS's accentuation is late
-CONTRAST_QUANTILES = (20, 50, 80)   # over cycles: a murmur sounds in every cycle, noise comes and goes
-
-
-def band_powers(cleaned: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(frames, bands): mean power in each SPECTRUM_EDGES_HZ band of a FFT_S Hann frame centred on each
-    beats.FRAME_RATE frame (the segmenter's frames, so its states index these rows)."""
-    hop, n_fft = sample_rate // FRAME_RATE, int(round(FFT_S * sample_rate))
-    n = len(cleaned) // hop
-    x = np.pad(np.asarray(cleaned, np.float32), (n_fft // 2, n_fft))
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[hop // 2::hop][:n]
-    power = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
-    which = np.digitize(np.fft.rfftfreq(n_fft, 1 / sample_rate), SPECTRUM_EDGES_HZ) - 1
-    return np.stack([power[:, which == b].mean(axis=1) for b in range(len(SPECTRUM_EDGES_HZ) - 1)], axis=1)
-
-
-def spectral_contrast(cleaned: np.ndarray, sample_rate: int, states: np.ndarray | None,
-                      min_cycles: int = 3) -> np.ndarray | None:
-    """Per whole cycle and band, each third of diastole's power in dB against mid-systole's and against the
-    heart sounds' (S1 and S2), then CONTRAST_QUANTILES over cycles; None with fewer than `min_cycles` cycles.
-
-    Why it was tried: the same device and background sound through systole and diastole, so their ratio is
-    free of the device's tilt and of steady noise, while the profile is relative to the quietest diastolic
-    stretch, which a rumble filling diastole lifts too."""
-    c = cycle_bounds(states)
-    power = band_powers(cleaned, sample_rate)
-    m = MARGIN_FRAMES
-    c = c[(c[:, 4] <= len(power)) & (c[:, 2] - c[:, 1] > 2 * m) & (c[:, 4] - c[:, 3] >= 2 * m + THIRDS)]
-    if len(c) < min_cycles:
-        return None
-    cum = np.concatenate([np.zeros((1, power.shape[1])), np.cumsum(power, axis=0)])
-
-    def mean(a, b):
-        return (cum[b] - cum[a]) / (b - a)[:, None]
-
-    tiny = 1e-12 * power.mean() + 1e-30
-    systole = mean(c[:, 1] + m, c[:, 2] - m) + tiny
-    sounds = 0.5 * (mean(c[:, 0], c[:, 1]) + mean(c[:, 2], c[:, 3])) + tiny
-    edges = c[:, 3:4] + m + ((c[:, 4:5] - c[:, 3:4] - 2 * m) * np.arange(THIRDS + 1)) // THIRDS
-    parts = []
-    for k in range(THIRDS):
-        third = mean(edges[:, k], edges[:, k + 1]) + tiny
-        parts += [10 * np.log10(third / systole), 10 * np.log10(third / sounds)]
-    return np.percentile(np.hstack(parts), CONTRAST_QUANTILES, axis=0).ravel()
-
 
 def _rows(job) -> list[dict]:
     """The profile rows of one recording: its own, and for a normal one the chained and murmured copies."""
@@ -112,12 +62,12 @@ def _rows(job) -> list[dict]:
 
     def row(prepared, kind="none", grade=0, fibrillation=False, chain=False):
         profile = D.cycle_profile(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
-        contrast = spectral_contrast(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
+        contrast = Dz.spectral_contrast(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
         return dict(path=path, kind=kind, grade=grade, fibrillation=fibrillation, chain=chain,
                     quiet_db=clean.beats.contrast_db,    # the clean recording's S1/S2 above its diastole
                     rhythm=D.describe(prepared, _model.describer, False).rhythm,
                     profile=None if profile is None else profile.tolist(),
-                    contrast=None if contrast is None else contrast.tolist())
+                    contrast=None if contrast is None else contrast.ravel().tolist())
 
     rows = [row(clean)]
     if not normal:
@@ -146,9 +96,7 @@ def profiles(table: pd.DataFrame, model_dir: Path, workers: int, copies: int = 1
         return frame.merge(table[["path", "database", "label", "group"]], on="path")
 
     sources = [p.read_bytes() for p in [Path(model_dir) / f for f in ("segmenter.json", "describe.json")]
-               + [Path(m.__file__) for m in (D, M, augment)]]
-    sources += [inspect.getsource(f).encode() for f in (band_powers, spectral_contrast)]
-    sources += [repr((SPECTRUM_EDGES_HZ, FFT_S, MARGIN_FRAMES, THIRDS, CONTRAST_QUANTILES)).encode()]
+               + [Path(m.__file__) for m in (D, Dz, M, augment)]]
     return cached_table("diastolic", "rows", sources + [ROWS_VERSION + (b"" if copies == 1 else f"copies={copies}".encode())],
                         make)
 
@@ -161,7 +109,7 @@ def _pipeline():
                                                          random_state=0))
 
 
-def fit(rows: pd.DataFrame, inputs: str = "profile") -> DiastolicListener:
+def fit(rows: pd.DataFrame, inputs: str = "shipped") -> DiastolicListener:
     """The listener fitted on `rows` (normals and their copies), its cut from their real normals."""
     train = rows[(rows["label"] == "normal") & _has(rows, inputs)]
     X, y = np.stack(_inputs(train, inputs)), (train["kind"] != "none").to_numpy()
@@ -183,22 +131,30 @@ def _cut(scores: np.ndarray) -> float:
     return float(np.nextafter(s[len(s) - allowed - 1], np.inf))
 
 
+# What the listener reads: the shipped input (diastolic.listener_input), and two tried for the record.
+INPUTS = {"shipped": ("profile and mid-diastole against mid-systole", "diastolic_listener.md"),
+          "profile": ("the cycle profile alone (shipped until 2026-12-06)", "diastolic_profile.md"),
+          "all": ("profile and every third of diastole against mid-systole and S1/S2 (tried)", "diastolic_contrast.md")}
+
+
 def _has(rows: pd.DataFrame, inputs: str) -> pd.Series:
-    return rows["profile"].notna() & (rows["contrast"].notna() if inputs == "both" else True)
+    return rows["profile"].notna() & (rows["contrast"].notna() if inputs != "profile" else True)
 
 
 def _inputs(rows: pd.DataFrame, inputs: str) -> list:
-    """Each row's listener input: its profile, or (`both`) its profile and spectral contrast; None without."""
+    """Each row's listener input (INPUTS); None where the recording had too few whole cycles."""
     if inputs == "profile":
         return [None if p is None else np.asarray(p) for p in rows["profile"]]
-    return [None if p is None or c is None else np.r_[p, c] for p, c in zip(rows["profile"], rows["contrast"])]
+    if inputs == "all":
+        return [None if p is None or c is None else np.r_[p, c] for p, c in zip(rows["profile"], rows["contrast"])]
+    return [Dz.listener_input(p, c) for p, c in zip(rows["profile"], rows["contrast"])]
 
 
-def _scores(listener: DiastolicListener, rows: pd.DataFrame, inputs: str = "profile") -> np.ndarray:
+def _scores(listener: DiastolicListener, rows: pd.DataFrame, inputs: str = "shipped") -> np.ndarray:
     return np.array([np.nan if x is None else listener.score(x) for x in _inputs(rows, inputs)], float)
 
 
-def evaluate(rows: pd.DataFrame, inputs: str = "profile") -> tuple[pd.DataFrame, list[str]]:
+def evaluate(rows: pd.DataFrame, inputs: str = "shipped") -> tuple[pd.DataFrame, list[str]]:
     """Each database left out: the held-out rows with the listener's score and cut."""
     held = []
     for db in ALL_DBS:
@@ -215,13 +171,12 @@ def _fmt(x) -> str:
     return "-" if pd.isna(x) else f"{x:.2f}"
 
 
-def report(held: pd.DataFrame, inputs: str = "profile") -> list[str]:
+def report(held: pd.DataFrame, inputs: str = "shipped") -> list[str]:
     synth = held[held["kind"] != "none"]
-    shipped = inputs == "profile"
-    lines = ["# The diastolic listener, each database left out" + ("" if shipped else
-                                                                   " (tried, not shipped: profile and spectral contrast)"), "",
+    shipped = inputs == "shipped"
+    lines = [f"# The diastolic listener, each database left out: it reads {INPUTS[inputs][0]}", "",
              ("Reproduce: `python scripts/fit_diastolic.py` (which also writes the bundle's `diastolic.json`). "
-              if shipped else "Reproduce: `python scripts/fit_diastolic.py --inputs both` (writes no bundle). ") +
+              if shipped else f"Reproduce: `python scripts/fit_diastolic.py --inputs {inputs}` (writes no bundle). ") +
              "How it works: `heartbeat/diastolic.py`; the sounds: `heartbeat/murmurs.py`. The listener is fitted on "
              "eight databases (their normal recordings against murmured copies of them) and its cut set so that at "
              f"most {FALSE_ALARMS:.0%} of any one of those databases' real normal recordings reach it; everything "
@@ -255,11 +210,13 @@ def report(held: pd.DataFrame, inputs: str = "profile") -> list[str]:
               "diastole, so it shows only in how the bands' levels combine, which a linear score cannot follow). Also "
               "tried and not kept: three murmured copies of each kind per normal recording instead of one "
               "(`--copies 3`, 2026-12-03): mitral stenosis grade II+ 0.52 and aortic regurgitation 0.85 held out, "
-              "both lower at the same false-alarm rule. And tried and not kept (2026-12-06): the same listener reading, "
-              "beside the profile, each third of diastole's spectrum against mid-systole's and against S1/S2's, cycle "
-              "by cycle (`--inputs both`, `reports/diastolic_contrast.md`): mitral stenosis grade II+ 0.74 and aortic "
-              "regurgitation 0.90 held out, but its false alarms did not hold on a device never heard (training-f 0.50 "
-              "of real normals, training-d 0.07, set_a 0.06) and it heard 2 of CirCor's 4 real diastolic murmurs.", ""]
+              "both lower at the same false-alarm rule. Shipped until 2026-12-06: the profile alone (`--inputs profile`, "
+              "`reports/diastolic_profile.md`): mitral stenosis grade II+ 0.62, aortic regurgitation 0.90, false alarms "
+              "0.00-0.04 (the profile is relative to diastole's quietest stretch, which a rumble filling diastole lifts "
+              "too). Tried and not kept (2026-12-06): every third of diastole against mid-systole and against S1/S2 "
+              "(`--inputs all`, `reports/diastolic_contrast.md`): mitral stenosis grade II+ 0.74, but half of "
+              "training-f's real normals reached its cut when training-f was never heard (late diastole holds S1's "
+              "onset where the segmenter places S1 late, and the heart sounds as reference carry the device).", ""]
 
     real = held[(held["kind"] == "none") & ~held["chain"]]
     net = _network(real)
@@ -325,16 +282,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "reports"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--copies", type=int, default=1, help="murmured copies of each kind per normal recording")
-    ap.add_argument("--inputs", choices=["profile", "both"], default="profile",
-                    help="what the listener reads: the cycle profile (shipped) or it and the spectral contrast (tried)")
+    ap.add_argument("--inputs", choices=list(INPUTS), default="shipped",
+                    help="what the listener reads: " + "; ".join(f"{k}: {v[0]}" for k, v in INPUTS.items()))
     args = ap.parse_args(argv)
     table = load_table()
     table = table[table["label"].isin(["normal", "abnormal"])]
     rows = profiles(table, Path(args.model), args.workers, args.copies)
     held, lines = evaluate(rows, args.inputs)
-    if args.inputs != "profile":      # tried, not shipped: a report beside the shipped one, no bundle
-        (Path(args.out) / "diastolic_contrast.md").write_text("\n".join(lines))
-        print("\n".join(lines))
+    (Path(args.out) / INPUTS[args.inputs][1]).write_text("\n".join(lines))
+    print("\n".join(lines))
+    if args.inputs != "shipped":      # tried, not shipped: a report beside the shipped one, no bundle
         return 0
     listener = fit(rows)
     listener.info["held_out"] = {db: {"false_alarms": float(g.loc[(g["kind"] == "none") & ~g["chain"]
@@ -342,9 +299,6 @@ def main(argv=None) -> int:
                                       "synthetic_grade2plus": float(g.loc[g["grade"] >= 2, "heard"].mean())}
                                  for db, g in held.groupby("database")}
     (Path(args.model) / "diastolic.json").write_text(listener.to_json())
-    out = Path(args.out) / "diastolic_listener.md"
-    out.write_text("\n".join(lines))
-    print("\n".join(lines))
     return 0
 
 

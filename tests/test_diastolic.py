@@ -38,6 +38,7 @@ def test_a_fitted_listener_ships_with_the_model(model):
     assert model.diastolic is not None
     assert np.isfinite(model.diastolic.cut)
     assert model.diastolic.info["false_alarms"] <= 0.02
+    assert model.diastolic.info["inputs"] == "shipped"      # what diastolic.listener_input gives
     # fitted with each database left out too: its held-out figures travel with it (reports/diastolic_listener.md)
     assert set(model.diastolic.info["held_out"]) >= {"circor2022", "set_a", "training-a"}
 
@@ -81,39 +82,40 @@ def test_the_listener_only_ever_raises_an_answer(model, normals):
 
 
 
-def test_the_spectral_contrast_tried_beside_the_profile_hears_a_rumble_in_diastole(model, normals):
-    """scripts/fit_diastolic.py --inputs both (tried, not shipped): a grade III mitral rumble placed in real normal
-    recordings lifts mid-diastole's 40-100 Hz power against mid-systole's (median over cycles) by several dB, and an
-    aortic regurgitation lifts early diastole above 130 Hz, while the clean recordings' diastole is no louder than
-    systole there."""
-    import fit_diastolic as fd
-    bands = np.asarray(fd.SPECTRUM_EDGES_HZ[:-1])
+def test_mid_diastole_against_mid_systole_hears_a_rumble_and_is_what_the_listener_reads(model, normals):
+    """diastolic.spectral_contrast on real normal recordings: a grade III mitral rumble lifts mid-diastole's
+    40-100 Hz power against mid-systole's (median over cycles) by several dB, an aortic regurgitation lifts early
+    diastole above 130 Hz, and the clean recordings' diastole is no louder than their systole there. The bundle's
+    listener reads the profile and that mid-diastolic row (listener_input), nothing else."""
+    from heartbeat import diastolic as Dz
+    from heartbeat.describe import profile_of
+    bands = np.asarray(Dz.SPECTRUM_EDGES_HZ[:-1])
     low, high = (bands >= 40) & (bands < 100), bands >= 130
-    n = len(bands)
+    median, systole = Dz.CONTRAST_QUANTILES.index(50), Dz.AGAINST_SYSTOLE
 
-    def contrast(prepared):     # (quantile, third x [vs systole, vs S1/S2], band)
-        c = fd.spectral_contrast(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
-        return None if c is None else c.reshape(len(fd.CONTRAST_QUANTILES), 2 * fd.THIRDS, n)
+    def contrast(prepared):
+        return Dz.spectral_contrast(prepared.cleaned, prepared.sample_rate, prepared.beats.states)
 
     lifted = {kind: [] for kind in M.KINDS}
     clean_mid = []
     for i, prepared in enumerate(normals):
         base = contrast(prepared)
-        assert base is not None
-        clean_mid.append(base[1, 2, low].mean())
+        assert base is not None and base.shape == (len(Dz.CONTRAST_QUANTILES), Dz.THIRDS, 2, len(bands))
+        x = Dz.listener_input(profile_of(prepared), base)
+        assert x.shape == (len(model.diastolic.mean),)
+        clean_mid.append(base[median, 1, systole, low].mean())
         for kind in M.KINDS:
             y = M.add_murmur(prepared.audio, prepared.sample_rate, prepared.beats.states, kind, 3,
                              np.random.default_rng(i))
             heard = contrast(prepare(y, model.features, model.segmenter, rate=prepared.sample_rate))
             if heard is None:
                 continue
-            if kind == "mitral_stenosis":
-                lifted[kind].append(heard[1, 2, low].mean() - base[1, 2, low].mean())
-            else:
-                lifted[kind].append(heard[1, 0, high].mean() - base[1, 0, high].mean())
+            third, where = (1, low) if kind == "mitral_stenosis" else (0, high)
+            lifted[kind].append(heard[median, third, systole, where].mean() - base[median, third, systole, where].mean())
     assert np.median(clean_mid) <= 1.0, clean_mid
     assert np.median(lifted["mitral_stenosis"]) >= 3.0, lifted
     assert np.median(lifted["aortic_regurgitation"]) >= 3.0, lifted
+    assert Dz.listener_input(None, base) is None and Dz.listener_input(profile_of(normals[0]), None) is None
 
 
 def test_a_normal_answer_says_when_diastole_is_too_loud_to_hear_a_rumble(model, normals):
