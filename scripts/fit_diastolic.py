@@ -35,7 +35,7 @@ from heartbeat import diastolic as Dz                                         # 
 from heartbeat import murmurs as M                                            # noqa: E402
 from heartbeat.cache import cached_table, in_workers                          # noqa: E402
 from heartbeat.datasets import ALL_DBS, circor_patients, load_table           # noqa: E402
-from heartbeat.diastolic import FALSE_ALARMS, MASKED_BELOW_DB, DiastolicListener               # noqa: E402
+from heartbeat.diastolic import FALSE_ALARMS, MASKED_BELOW_DB, DiastolicListener  # noqa: E402
 from heartbeat.model import DEFAULT_MODEL_DIR, load_model                     # noqa: E402
 
 # The listener's network, fixed beforehand (a logistic regression on the same profile heard too little: mitral
@@ -44,6 +44,7 @@ HIDDEN, ALPHA = (64,), 1e-3
 NETWORK_RUNS = ROOT / "reports" / "runs" / "logmel-cycle-soft2"
 ROWS_VERSION = b"4"           # bump when _rows changes what it makes
 _model = None
+
 
 def _rows(job) -> list[dict]:
     """The profile rows of one recording: its own, and for a normal one the chained and murmured copies."""
@@ -111,8 +112,10 @@ def _pipeline():
 
 def fit(rows: pd.DataFrame, inputs: str = "shipped") -> DiastolicListener:
     """The listener fitted on `rows` (normals and their copies), its cut from their real normals."""
-    train = rows[(rows["label"] == "normal") & _has(rows, inputs)]
-    X, y = np.stack(_inputs(train, inputs)), (train["kind"] != "none").to_numpy()
+    normals = rows[rows["label"] == "normal"]
+    xs = _inputs(normals, inputs)
+    train = normals[[x is not None for x in xs]]
+    X, y = np.stack([x for x in xs if x is not None]), (train["kind"] != "none").to_numpy()
     scaler, mlp = _pipeline().fit(X, y)
     listener = DiastolicListener(scaler.mean_.tolist(), scaler.scale_.tolist(),
                                  [[w.tolist(), b.tolist()] for w, b in zip(mlp.coefs_, mlp.intercepts_)], 0.0,
@@ -135,10 +138,6 @@ def _cut(scores: np.ndarray) -> float:
 INPUTS = {"shipped": ("profile and mid-diastole against mid-systole", "diastolic_listener.md"),
           "profile": ("the cycle profile alone (shipped until 2026-12-06)", "diastolic_profile.md"),
           "all": ("profile and every third of diastole against mid-systole and S1/S2 (tried)", "diastolic_contrast.md")}
-
-
-def _has(rows: pd.DataFrame, inputs: str) -> pd.Series:
-    return rows["profile"].notna() & (rows["contrast"].notna() if inputs != "profile" else True)
 
 
 def _inputs(rows: pd.DataFrame, inputs: str) -> list:
