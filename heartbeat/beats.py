@@ -7,8 +7,8 @@ frames 100 ms either side. A small network, fitted on CirCor's annotated S1 / sy
 of each state. The heart period comes from the autocorrelation of those probabilities; a Viterbi pass over
 the phases of one cycle (S1 and S2 of fixed length, systole and diastole allowed to stretch or shrink from
 beat to beat) then finds the sequence that best explains them: Springer's duration-dependent HMM idea, in
-a form that costs milliseconds (numpy, every candidate period in one pass). The heart rate is the mean
-S1-to-S1 interval of that sequence.
+a form that costs a fraction of a millisecond (every candidate period in one pass, compiled: _viterbi.c; the
+same pass in numpy where no C compiler built it). The heart rate is the mean S1-to-S1 interval of that sequence.
 """
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ import numpy as np
 
 from .dsp import butter, find_peaks, sosfiltfilt
 from .preprocess import EDGE_S
+
+try:        # built by pip where a C compiler is found (pyproject.toml: optional)
+    from . import _viterbi
+except ImportError:
+    _viterbi = None
 
 FRAME_RATE = 50                     # Hz: 20 ms frames; S1 and S2 last 80-150 ms
 MIN_BPM, MAX_BPM = 30.0, 200.0
@@ -35,7 +40,8 @@ FLEX_STAY, FLEX_SKIP = 0.1, 0.1
 # MIN_SPREAD_DB, so a band that hardly moves is not blown up to unit variance.
 FLOOR_DB, MIN_SPREAD_DB = 60.0, 1.0
 EDGE_FRAMES = round(EDGE_S * FRAME_RATE)    # frames at each end that clean() faded
-VITERBI_BLOCK = 256                  # frames whose choices are taken together (best_cycle)
+VITERBI_BLOCK = 256                  # frames whose choices are taken together (_forward, the numpy pass)
+COMPILED = True                      # use _viterbi.c when it was built (tests set False to compare the two)
 
 
 @dataclass
@@ -185,8 +191,8 @@ def best_cycle(log_p: np.ndarray, periods, seg: Segmenter) -> tuple[np.ndarray, 
     log-likelihood (the first such period in `periods` order on a tie).
 
     Every period's cycle is a ring of phases; phase j is reached from j (stay), j-1 (one) or j-2 (skip), at the
-    cost set by the source phase. All the rings sit side by side in one vector, so a frame is a handful of
-    numpy operations whatever the number of periods (a per-phase loop in Python would cost ~100x that)."""
+    cost set by the source phase. All the rings sit side by side in one vector, so every period is run in one
+    pass: compiled (_viterbi.c) or, without it, a handful of numpy operations a frame (_forward)."""
     rings = {}
     for p in periods:     # periods a fraction of a frame apart make the same ring: it is run once (the first wins ties)
         ring = cycle(p, seg)
@@ -199,30 +205,43 @@ def best_cycle(log_p: np.ndarray, periods, seg: Segmenter) -> tuple[np.ndarray, 
     ring_start, ring_size = np.repeat(starts, sizes), np.repeat(sizes, sizes)
     sources = np.stack([ring_start + (local - step) % ring_size for step in range(3)])    # (3, phases)
     leave = np.stack([np.concatenate([r[1 + step] for r in rings])[sources[step]] for step in range(3)])
-    emit = log_p[:, phase]
+    emit = np.ascontiguousarray(log_p[:, phase], dtype=np.float64)
     n = len(emit)
-    # Each frame's three ways into every phase are kept for a block of frames, and the choices (first best: stay
-    # before one before skip) taken for the whole block at once: one numpy call per block, not per frame, and a
-    # 120 s recording holds an int8 per frame and phase, not three floats.
-    back = np.zeros((n, len(phase)), np.int8)
-    block = np.empty((VITERBI_BLOCK, 3, len(phase)))
+    back = np.zeros((n, len(phase)), np.int8)    # which way into each phase was best, per frame
     score = emit[0].copy()
+    sources, leave = np.ascontiguousarray(sources, dtype=np.intp), np.ascontiguousarray(leave, dtype=np.float64)
+    compiled = _viterbi is not None and COMPILED
+    (_viterbi.forward if compiled else _forward)(emit, sources, leave, back, score)
+    totals = np.maximum.reduceat(score, starts)
+    r = int(np.argmax(totals))
+    path = np.empty(n, np.intp)
+    path[-1] = starts[r] + int(np.argmax(score[starts[r]:starts[r] + sizes[r]]))
+    (_viterbi.backtrack if compiled else _backtrack)(back, sources, path)
+    return phase[path], float(totals[r])
+
+
+def _forward(emit: np.ndarray, sources: np.ndarray, leave: np.ndarray, back: np.ndarray, score: np.ndarray) -> None:
+    """best_cycle's forward pass in numpy, where _viterbi.c was not built: fills `back` (the first best of
+    stay / one / skip into every phase, per frame) and leaves in `score` the best path's log-likelihood ending
+    in each phase. Each frame's three ways into every phase are kept for a block of frames and the choices taken
+    for the whole block at once: one numpy call per block, not per frame; four numpy calls a frame remain
+    (~5 ms for 30 s, against ~0.1 ms compiled)."""
+    n = len(emit)
+    block = np.empty((VITERBI_BLOCK, 3, emit.shape[1]))
     best_of = np.maximum.reduce
-    for t in range(1, n):                  # four numpy calls a frame; the same additions as a scalar loop
+    for t in range(1, n):                  # the same additions as a scalar loop, and as _viterbi.c
         options = block[t % VITERBI_BLOCK]
         np.add(score[sources], leave, out=options)
         np.add(best_of(options, 0), emit[t], out=score)
         if t % VITERBI_BLOCK == VITERBI_BLOCK - 1 or t == n - 1:
             first = t - t % VITERBI_BLOCK
             back[first:t + 1] = np.argmax(block[: t - first + 1], axis=1)
-    totals = np.maximum.reduceat(score, starts)
-    r = int(np.argmax(totals))
-    j = starts[r] + int(np.argmax(score[starts[r]:starts[r] + sizes[r]]))
-    path = np.empty(n, np.intp)
-    path[-1] = j
-    for t in range(n - 1, 0, -1):
+
+
+def _backtrack(back: np.ndarray, sources: np.ndarray, path: np.ndarray) -> None:
+    """The best path back from its last phase `path[-1]`, in Python (where _viterbi.c was not built)."""
+    for t in range(len(path) - 1, 0, -1):
         path[t - 1] = sources[back[t, path[t]], path[t]]
-    return phase[path], float(totals[r])
 
 
 def _centres(states: np.ndarray, which: int) -> np.ndarray:

@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage, signal
 import scipy.fft
 
+from conftest import need
 from heartbeat import dsp
 
 FILTERS = [(4, [25, 400], "bandpass", 2000), (4, 90, "highpass", 8000), (2, 8.0, "lowpass", 50),
@@ -85,10 +86,15 @@ def scalar_viterbi(emit, stay, one, skip):
     return np.array(path[::-1]), score.max()
 
 
-def test_numpy_viterbi_finds_the_scalar_loops_path(model, recordings):
-    """On real recordings: every candidate period's ring run alone through the scalar loop; the batched
-    numpy pass picks the same best period, the same states frame by frame and the same score, bit for bit."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_viterbi_finds_the_scalar_loops_path(model, recordings, compiled, monkeypatch):
+    """On real recordings: every candidate period's ring run alone through the scalar loop; the batched pass,
+    compiled (_viterbi.c) and in numpy (where no C compiler built it), picks the same best period, the same
+    states frame by frame and the same score, bit for bit."""
     from heartbeat import beats
+    if compiled:
+        need(beats._viterbi is not None, "the compiled Viterbi (heartbeat/_viterbi.c; pip needs a C compiler)")
+    monkeypatch.setattr(beats, "COMPILED", compiled)
     seg = model.segmenter
     for x, _ in recordings[:4]:
         probs = seg.state_probs(x[: 20 * 2000], 2000)
@@ -103,6 +109,30 @@ def test_numpy_viterbi_finds_the_scalar_loops_path(model, recordings):
         ours = beats.best_cycle(log_p, periods, seg)
         np.testing.assert_array_equal(ours[0], states)
         assert ours[1] == best
+
+
+def test_compiled_and_numpy_viterbi_agree_on_every_kind_of_recording(model, table, data_root):
+    """The whole beat finder, compiled pass against numpy pass, on real recordings of all nine databases:
+    the same states, S1 and S2 times, fit and heart rate."""
+    from heartbeat import beats
+    from heartbeat.audio import load_audio
+    from heartbeat.frontend import prepare
+    need(beats._viterbi is not None, "the compiled Viterbi (heartbeat/_viterbi.c; pip needs a C compiler)")
+    cfg, seg = model.features, model.segmenter
+    for _, group in table.groupby("database"):
+        for path in group["path"].iloc[:2]:
+            cleaned = prepare(load_audio(path, 8000), cfg, None).cleaned
+            found = beats.find_beats(cleaned, cfg.sample_rate, seg)
+            beats.COMPILED = False
+            try:
+                again = beats.find_beats(cleaned, cfg.sample_rate, seg)
+            finally:
+                beats.COMPILED = True
+            assert (found.states is None) == (again.states is None)
+            if found.states is not None:
+                np.testing.assert_array_equal(found.states, again.states)
+            assert (found.s1_times, found.s2_times, found.cycle_fit, found.contrast_db, found.heart_rate_bpm) == \
+                (again.s1_times, again.s2_times, again.cycle_fit, again.contrast_db, again.heart_rate_bpm)
 
 
 def test_serving_imports_no_scipy_signal_numba_or_matplotlib(model):
