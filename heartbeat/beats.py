@@ -225,7 +225,7 @@ def _forward(emit: np.ndarray, sources: np.ndarray, leave: np.ndarray, back: np.
     stay / one / skip into every phase, per frame) and leaves in `score` the best path's log-likelihood ending
     in each phase. Each frame's three ways into every phase are kept for a block of frames and the choices taken
     for the whole block at once: one numpy call per block, not per frame; four numpy calls a frame remain
-    (~5 ms for 30 s, against ~0.1 ms compiled)."""
+    (~5 ms for 30 s; best_cycle whole ~0.4 ms compiled)."""
     n = len(emit)
     block = np.empty((VITERBI_BLOCK, 3, emit.shape[1]))
     best_of = np.maximum.reduce
