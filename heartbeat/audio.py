@@ -4,7 +4,8 @@ libsndfile (through soundfile) opens wav, flac, ogg/vorbis, opus and mp3 in-proc
 (m4a/aac voice memos, mp4/mov, webm from browsers, 3gp/amr from Android) goes through an ffmpeg binary:
 the system's if there is one, else the one the `imageio-ffmpeg` wheel ships, so a pip-only install
 without root opens them too. We call ffmpeg directly rather than through pydub, which needs `ffprobe`
-(no pip package ships it) and is several times slower. Resampling is soxr's anti-aliased HQ filter.
+(no pip package ships it) and is several times slower. Resampling is soxr's anti-aliased HQ filter, once:
+from the file's rate straight to the model's.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import soundfile as sf
 import soxr
 
 SAMPLE_RATE = 2000          # Hz: heart sounds live below 1 kHz; PhysioNet 2016 is recorded at 2 kHz
-WIDEBAND_RATE = 8000        # Hz: what the quality gate sees, so speech and music above 1 kHz still show
 MIN_SECONDS = 3.0           # one analysis window; less cannot hold enough beats to judge
 MAX_SECONDS = float(os.environ.get("HEARTBEAT_MAX_SECONDS", 300))   # longer recordings are refused, not cut
 MAX_BYTES = int(os.environ.get("HEARTBEAT_MAX_BYTES", 100 * 2**20))

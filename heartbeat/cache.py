@@ -1,6 +1,6 @@
 """Training's windows, made once per recording and kept in a user cache directory.
 
-Each recording goes through the same front end as serving (decode at WIDEBAND_RATE, then
+Each recording goes through the same front end as serving (decode at the model's rate, then
 frontend.prepare and features.model_input), with training's device-mimicking copies applied inside it.
 One file per recording, keyed by everything that changes the result, so any subset of recordings (a fold,
 an external set) reuses what was computed before.
@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import augment, murmurs, negatives
-from .audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio
+from .audio import SAMPLE_RATE, load_audio
 from .beats import Segmenter, find_beats
 from .features import FeatureConfig, model_input
 from .frontend import clean, prepare
@@ -34,7 +34,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "heartbeat"
 
 
-FEATURE_VERSION = 4  # bump when decoding, clean() or augment() changes, so cached features are recomputed
+FEATURE_VERSION = 5  # bump when decoding, clean() or augment() changes, so cached features are recomputed
 AUGMENTATIONS = {"classic": augment.classic, "channel": lambda x, sr, rng: augment.channel(x, sr, rng, snr_db=(5, 30)),
                  "phone": augment.phone}
 
@@ -135,7 +135,7 @@ def _featurize_one(job) -> np.ndarray:
                         transfer(path, seed, copy, rng) if kind == "transfer" else
                         lambda audio, rate: AUGMENTATIONS[kind](audio, rate, rng))  # noqa: E731
     try:
-        prepared = prepare(load_audio(path, WIDEBAND_RATE, min_seconds=0), cfg, _segmenter(), augment_copy)
+        prepared = prepare(load_audio(path, cfg.sample_rate, min_seconds=0), cfg, _segmenter(), augment_copy)
     except murmurs.NoCycles:      # too few heart cycles to place a murmur in: no windows from this copy
         return _save(out, np.zeros((0, *cfg.input_shape), np.float16))
     return _save(out, model_input(prepared, cfg)[0].astype(np.float16))

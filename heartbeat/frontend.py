@@ -1,6 +1,6 @@
 """The front end: a decoded recording becomes what every later step reads.
 
-    wideband (WIDEBAND_RATE, from audio.load_audio) -> the model's rate -> cleaned -> beats
+    decoded at the model's rate (audio.load_audio: one resampling step from the file's) -> cleaned -> beats
 
 Serving (predict.classify), training's feature cache, evaluation, the quality gate's fitting and the page's
 pictures all start from `prepare`, so none of them can drift from the others. The gate only judges what
@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import WIDEBAND_RATE, resample
+from .audio import resample
 from .beats import FRAME_RATE, Beats, Segmenter, find_beats
 from .features import FeatureConfig, in_kept_windows
 from .preprocess import bandpass, fade_edges, normalize
@@ -39,11 +39,12 @@ def clean(audio: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def prepare(recording: np.ndarray, cfg: FeatureConfig, segmenter: Segmenter | None,
-            augment: Callable[[np.ndarray, int], np.ndarray] | None = None, rate: int = WIDEBAND_RATE) -> Prepared:
-    """A recording at `rate` (what audio.load_audio gives the app: WIDEBAND_RATE) -> Prepared at
-    cfg.sample_rate. `augment(audio, rate)`: training's device-mimicking copies, applied at the model's rate
-    before cleaning, as a device would have. No `segmenter`: the beats are the rhythm's periodicity only."""
-    audio = resample(recording, rate, cfg.sample_rate)
+            augment: Callable[[np.ndarray, int], np.ndarray] | None = None, rate: int | None = None) -> Prepared:
+    """A recording at cfg.sample_rate (what audio.load_audio gives the app), or at `rate` (a sound mixed at
+    another rate: resampled here) -> Prepared. `augment(audio, rate)`: training's device-mimicking copies,
+    applied at the model's rate before cleaning, as a device would have. No `segmenter`: the beats are the
+    rhythm's periodicity only."""
+    audio = resample(recording, rate or cfg.sample_rate, cfg.sample_rate)
     if augment is not None:
         audio = augment(audio, cfg.sample_rate)
     cleaned = clean(audio, cfg)

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .artifacts import screen
-from .audio import WIDEBAND_RATE, AudioError, load_audio
+from .audio import AudioError, load_audio
 from .describe import describe, profile_of
 from .diastolic import MASKED_NOTE, listener_input, masked, spectral_contrast
 from .features import model_input
@@ -121,14 +121,14 @@ def stretches(starts, window_s: float) -> list[dict]:
     return out
 
 
-def classify(wideband, model: HeartModel) -> Result:
-    """Judge a recording at WIDEBAND_RATE (what `read` returns)."""
-    return decide(prepare(wideband, model.features, model.segmenter), model)
+def classify(audio, model: HeartModel) -> Result:
+    """Judge a recording at the model's rate (what `read` returns)."""
+    return decide(prepare(audio, model.features, model.segmenter), model)
 
 
 def read(source, model: HeartModel, **limits):
-    """Decode a file or bytes for `classify`: at WIDEBAND_RATE, at least one analysis window long."""
-    return load_audio(source, WIDEBAND_RATE, min_seconds=model.features.window_s, **limits)
+    """Decode a file or bytes for `classify`: at the model's rate, at least one analysis window long."""
+    return load_audio(source, model.features.sample_rate, min_seconds=model.features.window_s, **limits)
 
 
 INTERNAL_ERROR = "Something went wrong while judging this recording. Please try again or record anew."

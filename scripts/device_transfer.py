@@ -10,7 +10,7 @@ import numpy as np
 from scipy import signal
 
 from heartbeat import augment
-from heartbeat.audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio
+from heartbeat.audio import SAMPLE_RATE, load_audio
 from heartbeat.datasets import ALL_DBS, load_table, select
 from heartbeat.recipes import RECIPES
 from heartbeat.frontend import prepare
@@ -34,7 +34,7 @@ if __name__ == "__main__":
     d_col, d_chan = [], []
     dbs = list(ltas)
     for r in sample.itertuples():
-        wide = load_audio(r.path, WIDEBAND_RATE, min_seconds=0)
+        wide = load_audio(r.path, SAMPLE_RATE, min_seconds=0)
         base = model_input(prepare(wide, cfg, seg), cfg)[0][:, :cfg.n_coeffs]
         other = rng.choice([d for d in dbs if d != r.database])
         gain_db = ltas[other] - ltas[r.database]

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from heartbeat import negatives
 from heartbeat.artifacts import ArtifactDetector, screen, window_measurements
-from heartbeat.audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio, resample
+from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.datasets import ALL_DBS, load_table
 from heartbeat.frontend import prepare
 from heartbeat.model import ARTIFACTS, DEFAULT_MODEL_DIR, load_model
@@ -44,6 +44,7 @@ CANDIDATE = ROOT / "models" / "candidates"      # where the detector waits until
 KINDS, RATIOS_DB = negatives.OVERLAY_KINDS, negatives.OVERLAY_RATIOS_DB   # heart sound over artifact, over its stretch
 ARTIFACT_WITHIN_DB, CLEAN_BELOW_DB = -10.0, -30.0
 MAX_S = 30.0
+MIX_RATE = negatives.SR     # overlays are mixed where the sounds are made, as a microphone hears both
 _worker: dict = {}
 
 
@@ -62,7 +63,7 @@ def bundle_without_detector(folder: Path) -> Path:
 
 def window_ratio_db(heart: np.ndarray, art: np.ndarray, cfg) -> np.ndarray:
     """Artifact over heart sound (dB, model band) in each of the network's windows."""
-    h2, a2 = (resample(v, WIDEBAND_RATE, SAMPLE_RATE) for v in (heart, art))
+    h2, a2 = (resample(v, MIX_RATE, SAMPLE_RATE) for v in (heart, art))
     starts = window_starts(len(h2) // cfg.hop_length + 1, cfg.window_frames, cfg.hop_frames) * cfg.hop_length
     w = int(cfg.window_s * SAMPLE_RATE)
     return np.array([10 * np.log10((np.sum(a2[s:s + w] ** 2) + 1e-20) / (np.sum(h2[s:s + w] ** 2) + 1e-20))
@@ -74,13 +75,13 @@ def _windows(job) -> list[dict]:
     path, db, kind, ratio, seed = job
     model = _worker["model"]
     cfg = model.features
-    heart = load_audio(path, WIDEBAND_RATE)[: int(MAX_S * WIDEBAND_RATE)]
+    heart = load_audio(path, MIX_RATE)[: int(MAX_S * MIX_RATE)]
     if kind is None:
         mix, ratio_w = heart, None
     else:
-        mix, art = negatives.overlay(heart, WIDEBAND_RATE, kind, ratio, seed)
+        mix, art = negatives.overlay(heart, MIX_RATE, kind, ratio, seed)
         ratio_w = window_ratio_db(heart, art, cfg)
-    m = window_measurements(prepare(mix, cfg, model.segmenter), cfg)
+    m = window_measurements(prepare(mix, cfg, model.segmenter, rate=MIX_RATE), cfg)
     rows = []
     for i, x in enumerate(m):
         r = ratio_w[i] if ratio_w is not None and i < len(ratio_w) else -99.0
@@ -94,9 +95,9 @@ def _answer(job) -> dict:
     path, db, kind, ratio, seed, detector = job
     model = _worker["model"]
     model.artifacts = detector
-    heart = load_audio(path, WIDEBAND_RATE)[: int(MAX_S * WIDEBAND_RATE)]
-    mix = heart if kind is None else negatives.overlay(heart, WIDEBAND_RATE, kind, ratio, seed)[0]
-    r = decide(prepare(mix, model.features, model.segmenter), model)
+    heart = load_audio(path, MIX_RATE)[: int(MAX_S * MIX_RATE)]
+    mix = heart if kind is None else negatives.overlay(heart, MIX_RATE, kind, ratio, seed)[0]
+    r = decide(prepare(mix, model.features, model.segmenter, rate=MIX_RATE), model)
     return {"path": path, "database": db, "kind": kind or "clean", "ratio_db": ratio, "label": r.label,
             "quality": r.quality, "set_aside": len(r.set_aside) > 0, "heard": r.artifact_heard,
             "reason": r.quality_reason}
@@ -192,7 +193,7 @@ def screen_ms(detector: ArtifactDetector, table: pd.DataFrame, bundle: Path, rep
     """Median milliseconds the artifact windows add to a 30 s recording (after the front end)."""
     model = load_model(bundle)
     path = table[table["database"] == "training-a"].query("duration_s >= 30")["path"].iloc[0]
-    prepared = prepare(load_audio(path, WIDEBAND_RATE)[: 30 * WIDEBAND_RATE], model.features, model.segmenter)
+    prepared = prepare(load_audio(path, SAMPLE_RATE)[: 30 * SAMPLE_RATE], model.features, model.segmenter)
     times = []
     for _ in range(repeats + 1):
         t = time.perf_counter()

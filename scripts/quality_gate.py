@@ -30,7 +30,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fit_segmenter  # noqa: E402
 from heartbeat import augment, negatives  # noqa: E402
-from heartbeat.audio import MIN_SECONDS, SAMPLE_RATE, WIDEBAND_RATE, AudioError, load_audio, resample  # noqa: E402
+from heartbeat.audio import MIN_SECONDS, SAMPLE_RATE, AudioError, load_audio, resample  # noqa: E402
 from heartbeat.beats import Segmenter  # noqa: E402
 from heartbeat.datasets import ALL_DBS, load_table, select  # noqa: E402
 from heartbeat.features import FeatureConfig  # noqa: E402
@@ -48,30 +48,29 @@ def _init(cfg, segmenter_path):
 
 
 def _measure(job) -> dict:
-    """The gate's measurements of one row, made as classify() makes them (wideband in)."""
+    """The gate's measurements of one row, made as classify() makes them (decoded at the model's rate)."""
     source, aug = job
     cfg = _worker["cfg"]
     try:
-        wide = source if isinstance(source, np.ndarray) else load_audio(source, WIDEBAND_RATE, min_seconds=MIN_SECONDS)
+        x = source if isinstance(source, np.ndarray) else load_audio(source, SAMPLE_RATE, min_seconds=MIN_SECONDS)
     except AudioError as e:
         return {"error": e.code}
-    if aug is not None:                  # changed at the model rate, then read back like an upload
+    if aug is not None:                  # changed at the model rate, as a device would have
         kind, seed, snr, background = aug
         rng = np.random.default_rng(seed)
-        x = resample(wide, WIDEBAND_RATE, SAMPLE_RATE)
         if kind == "channel":
             x = augment.channel(x, SAMPLE_RATE, rng, snr_db=(snr, snr))
         else:
-            noise = resample(getattr(negatives, background)(rng, len(wide) / WIDEBAND_RATE).astype(np.float32),
+            noise = resample(getattr(negatives, background)(rng, len(x) / SAMPLE_RATE).astype(np.float32),
                              negatives.SR, SAMPLE_RATE)
             x = augment.add_at_snr(x, np.resize(noise, len(x)), snr)
             x = np.clip(x / (np.abs(x).max() + 1e-12) * 10 ** (rng.uniform(-30, -3) / 20), -1, 1)
-        wide = resample(np.asarray(x, np.float32), SAMPLE_RATE, WIDEBAND_RATE)
-    return measure(prepare(np.clip(wide, -1, 1).astype(np.float32), cfg, _worker["seg"]))
+    return measure(prepare(np.clip(x, -1, 1).astype(np.float32), cfg, _worker["seg"]))
 
 
-def _wide(x: np.ndarray, rate: int) -> np.ndarray:
-    return resample(np.clip(np.asarray(x, np.float32), -1, 1), rate, WIDEBAND_RATE)
+def _as_read(x: np.ndarray, rate: int) -> np.ndarray:
+    """Sound made at `rate`, as load_audio would hand it over: clipped, at the model's rate."""
+    return resample(np.clip(np.asarray(x, np.float32), -1, 1), rate, SAMPLE_RATE)
 
 
 def heart_rows(table: pd.DataFrame) -> list[dict]:
@@ -102,23 +101,23 @@ def non_heart_rows(table: pd.DataFrame, per_kind: int) -> list[dict]:
     for gen in negatives.GENERATED:
         for seed in range(per_kind):
             rng = np.random.default_rng([seed, zlib.crc32(gen.__name__.encode())])
-            rows.append(base | {"kind": gen.__name__, "source": _wide(gen(rng, rng.uniform(5, 30)), negatives.SR),
+            rows.append(base | {"kind": gen.__name__, "source": _as_read(gen(rng, rng.uniform(5, 30)), negatives.SR),
                                 "parts": [gen.__name__]})
     for seed in range(per_kind * 2):
         rng = np.random.default_rng([seed, 99])
         x, parts = negatives.mixture(rng, rng.uniform(5, 30))
-        rows.append(base | {"kind": "mixture of two kinds", "source": _wide(x, negatives.SR), "parts": parts})
+        rows.append(base | {"kind": "mixture of two kinds", "source": _as_read(x, negatives.SR), "parts": parts})
     for seed in range(per_kind * 2):
         x = negatives.speech(seed, float(np.random.default_rng(seed).uniform(5, 20)))
         if x is None:
             raise SystemExit("espeak-ng is not installed (apt-get install espeak-ng): no speech to fit on")
-        rows.append(base | {"kind": "speech (espeak-ng, 16 voices)", "source": _wide(x, negatives.SR), "parts": ["speech"]})
+        rows.append(base | {"kind": "speech (espeak-ng, 16 voices)", "source": _as_read(x, negatives.SR), "parts": ["speech"]})
     import soundfile as sf
     for path in negatives.debian_sounds():
         x, sr = sf.read(path, always_2d=True)
         # Played once in a quiet room (tiling it would invent a rhythm): the sound, then faint noise.
-        x = _wide(x.mean(axis=1), sr)
-        x = np.concatenate([x, 1e-3 * np.random.default_rng(0).standard_normal(max(0, 8 * WIDEBAND_RATE - len(x)))])
+        x = _as_read(x.mean(axis=1), sr)
+        x = np.concatenate([x, 1e-3 * np.random.default_rng(0).standard_normal(max(0, 8 * SAMPLE_RATE - len(x)))])
         rows.append(base | {"kind": "Debian alert sounds (real)", "source": x, "parts": ["debian"]})
     if not negatives.debian_sounds():
         raise SystemExit("sound-theme-freedesktop is not installed: no Debian alert sounds to test on")
@@ -203,7 +202,7 @@ def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: in
             if rate > SAMPLE_RATE:                                            # hiss as loud as the heart, or louder
                 x = augment.add_at_snr(x, augment.hiss_above(len(x), rate, rng), rng.uniform(-5, 10))
             x = np.clip(x, -1, 1)
-            q = gate.judge(measure(prepare(resample(x.astype(np.float32), rate, WIDEBAND_RATE), cfg, seg)))
+            q = gate.judge(measure(prepare(x.astype(np.float32), cfg, seg, rate=rate)))
             answers.append((q.usable, q.level, q.score))
         same.append(len({a[0] for a in answers}) == 1)
         same_level.append(len({a[1] for a in answers}) == 1)
@@ -215,16 +214,16 @@ def rate_invariance(table: pd.DataFrame, gate: QualityGate, cfg, seg, per_db: in
 
 def timing(table: pd.DataFrame, gate: QualityGate, cfg, seg, repeats: int = 30) -> dict:
     """Milliseconds the gate and beats add to one 30 s recording (median): the front end and the gate minus
-    the resampling and band-pass that classify() needs for the features anyway."""
+    the band-pass that classify() needs for the features anyway."""
     path = select(table, ["training-a"]).query("duration_s >= 30")["path"].iloc[0]
-    wide = load_audio(path, WIDEBAND_RATE)[: 30 * WIDEBAND_RATE]
-    gate.judge(measure(prepare(wide, cfg, seg)))
+    audio = load_audio(path, SAMPLE_RATE)[: 30 * SAMPLE_RATE]
+    gate.judge(measure(prepare(audio, cfg, seg)))
     total, shared = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        clean(resample(wide, WIDEBAND_RATE, cfg.sample_rate), cfg)
+        clean(audio, cfg)
         t1 = time.perf_counter()
-        gate.judge(measure(prepare(wide, cfg, seg)))
+        gate.judge(measure(prepare(audio, cfg, seg)))
         t2 = time.perf_counter()
         shared.append((t1 - t0) * 1000)
         total.append((t2 - t1) * 1000)

@@ -14,11 +14,13 @@ import soxr
 
 from conftest import need
 from heartbeat.artifacts import MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector, screen, window_measurements
-from heartbeat.audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio, resample
+from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.frontend import prepare
 from heartbeat.model import ARTIFACTS, DEFAULT_MODEL_DIR, load_model
 from heartbeat.predict import decide, stretches
 from heartbeat.words import TOO_NOISY, details, headline
+
+MIX_RATE = 8000    # speech and noise are laid over the heart at this rate, as a microphone hears both
 
 
 CANDIDATE = Path(__file__).resolve().parents[1] / "models" / "candidates" / ARTIFACTS
@@ -51,8 +53,8 @@ def long_normals(table, n_per_db=1, min_s=24.0):
 
 
 def over(heart: np.ndarray, noise: np.ndarray, start_s: float, ratio_db: float) -> np.ndarray:
-    """`noise` laid over `heart` (both at WIDEBAND_RATE) from `start_s`, heart over noise = `ratio_db` there."""
-    s = int(start_s * WIDEBAND_RATE)
+    """`noise` laid over `heart` (both at MIX_RATE) from `start_s`, heart over noise = `ratio_db` there."""
+    s = int(start_s * MIX_RATE)
     part = heart[s:s + len(noise)]
     gain = np.sqrt(np.mean(part ** 2) / np.mean(noise[: len(part)] ** 2) / 10 ** (ratio_db / 10))
     out = heart.copy()
@@ -66,9 +68,9 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
     cfg = model.features
     covered, same, named, results = [], [], [], []
     for path in long_normals(table):
-        heart = load_audio(path, WIDEBAND_RATE)[: 30 * WIDEBAND_RATE]
-        clean = decide(prepare(heart, cfg, model.segmenter), model)
-        r = decide(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter), model)
+        heart = load_audio(path, MIX_RATE)[: 30 * MIX_RATE]
+        clean = decide(prepare(heart, cfg, model.segmenter, rate=MIX_RATE), model)
+        r = decide(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter, rate=MIX_RATE), model)
         # Never a confident false referral: abnormal where the clean recording is normal is at least "noisy".
         assert not (r.label == "abnormal" and r.quality == "good" and clean.label == "normal"), path
         inside = sum(min(s["end_s"], 16.0) - max(s["start_s"], 8.0) for s in r.set_aside
@@ -85,7 +87,7 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
     # The page's beats picture shows the stretches left out (grey, hatched) and says so.
     from heartbeat.serve.figures import beats_figure
     heart, r = results[0]
-    picture = beats_figure(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter), r)
+    picture = beats_figure(prepare(over(heart, speech(8.0), 8.0, 0.0), cfg, model.segmenter, rate=MIX_RATE), r)
     panel = picture.panels[0]
     spans = [span for span in panel.spans if span[2] == "left out"]
     assert len(spans) == len(r.set_aside) and "grey hatched: left out" in picture.title
@@ -101,8 +103,8 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
 def test_speech_throughout_asks_for_a_new_recording(model, detector, table):
     cfg = model.features
     for path in long_normals(table)[:3]:
-        heart = load_audio(path, WIDEBAND_RATE)[: 20 * WIDEBAND_RATE]
-        r = decide(prepare(over(heart, speech(20.0, seed=5), 0.0, -5.0), cfg, model.segmenter), model)
+        heart = load_audio(path, MIX_RATE)[: 20 * MIX_RATE]
+        r = decide(prepare(over(heart, speech(20.0, seed=5), 0.0, -5.0), cfg, model.segmenter, rate=MIX_RATE), model)
         assert r.label == "no_heartbeat", (path, r.label, r.quality, r.set_aside)
         if r.artifact_heard:          # refused by the artifact windows (not by the gate): say so and how
             assert headline(r.to_dict()) == TOO_NOISY
@@ -113,7 +115,7 @@ def test_clean_recordings_of_every_database_are_not_sent_back(model, detector, t
     cfg = model.features
     paths = long_normals(table, n_per_db=2, min_s=10.0)
     assert len(paths) >= 14
-    results = [decide(prepare(load_audio(p, WIDEBAND_RATE)[: 30 * WIDEBAND_RATE], cfg, model.segmenter), model)
+    results = [decide(prepare(load_audio(p, SAMPLE_RATE)[: 30 * SAMPLE_RATE], cfg, model.segmenter), model)
                for p in paths]
     assert not [p for p, r in zip(paths, results) if r.artifact_heard and r.label == "no_heartbeat"]
     kept = np.mean([np.mean([not w["set_aside"] for w in r.windows]) for r in results if r.windows])
@@ -124,11 +126,11 @@ def test_the_same_windows_are_set_aside_at_any_rate_and_level(model, detector, t
     cfg = model.features
     path = long_normals(table)[0]
     x2k = load_audio(path, SAMPLE_RATE)[: 24 * SAMPLE_RATE]
-    heart = resample(x2k, SAMPLE_RATE, WIDEBAND_RATE)
+    heart = resample(x2k, SAMPLE_RATE, MIX_RATE)
     noisy = over(heart, speech(6.0), 9.0, 0.0)
-    base = window_measurements(prepare(noisy, cfg, model.segmenter), cfg)
-    for rate, level in ((4000, 1.0), (44100, 1.0), (WIDEBAND_RATE, 0.1)):
-        copy = soxr.resample(noisy, WIDEBAND_RATE, rate) * level
+    base = window_measurements(prepare(noisy, cfg, model.segmenter, rate=MIX_RATE), cfg)
+    for rate, level in ((4000, 1.0), (44100, 1.0), (MIX_RATE, 0.1)):
+        copy = soxr.resample(noisy, MIX_RATE, rate) * level
         m = window_measurements(prepare(load_audio_array(copy, rate), cfg, model.segmenter), cfg)
         np.testing.assert_allclose(m, base, atol=0.5)
         assert np.array_equal(detector.flag(m), detector.flag(base)), rate
@@ -140,7 +142,7 @@ def load_audio_array(x: np.ndarray, rate: int) -> np.ndarray:
     import soundfile as sf
     buf = io.BytesIO()
     sf.write(buf, x, rate, format="WAV", subtype="FLOAT")
-    return load_audio(buf.getvalue(), WIDEBAND_RATE)
+    return load_audio(buf.getvalue(), SAMPLE_RATE)
 
 
 def test_what_lies_over_a_stretch_set_aside_moves_nothing_in_the_windows_judged(table):
@@ -153,13 +155,13 @@ def test_what_lies_over_a_stretch_set_aside_moves_nothing_in_the_windows_judged(
     from heartbeat.frontend import judged_part
     bundled = load_model(os.environ.get("HEARTBEAT_MODEL"))
     cfg = bundled.features
-    heart = load_audio(long_normals(table)[0], WIDEBAND_RATE)[: 24 * WIDEBAND_RATE]
-    span = slice(9 * WIDEBAND_RATE, 15 * WIDEBAND_RATE)
+    heart = load_audio(long_normals(table)[0], MIX_RATE)[: 24 * MIX_RATE]
+    span = slice(9 * MIX_RATE, 15 * MIX_RATE)
     copies = []
     for noise in (speech(6.0), negatives.footsteps(np.random.default_rng(1), 6.0)):
         x = heart.copy()
-        x[span] += noise[: 6 * WIDEBAND_RATE] * np.sqrt(np.mean(heart[span] ** 2) / np.mean(noise ** 2)) * 2
-        copies.append(prepare(x, cfg, bundled.segmenter))
+        x[span] += noise[: 6 * MIX_RATE] * np.sqrt(np.mean(heart[span] ** 2) / np.mean(noise ** 2)) * 2
+        copies.append(prepare(x, cfg, bundled.segmenter, rate=MIX_RATE))
     starts = model_input(copies[0], cfg)[1]
     keep = (starts + cfg.window_s <= 8.7) | (starts >= 15.3)
     assert 4 <= keep.sum() < len(keep)
@@ -180,8 +182,8 @@ def test_without_a_detector_every_window_is_judged(model, table, tmp_path):
     (folder / ARTIFACTS).unlink(missing_ok=True)
     bare = load_model(folder)
     assert bare.artifacts is None
-    heart = load_audio(long_normals(table)[0], WIDEBAND_RATE)[: 20 * WIDEBAND_RATE]
-    prepared = prepare(over(heart, speech(6.0), 5.0, -5.0), bare.features, bare.segmenter)
+    heart = load_audio(long_normals(table)[0], MIX_RATE)[: 20 * MIX_RATE]
+    prepared = prepare(over(heart, speech(6.0), 5.0, -5.0), bare.features, bare.segmenter, rate=MIX_RATE)
     assert screen(prepared, bare.features, None).keep is None
     r = decide(prepared, bare)
     assert not r.set_aside and all(not w["set_aside"] for w in r.windows)

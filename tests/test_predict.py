@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from heartbeat.__main__ import main
-from heartbeat.audio import WIDEBAND_RATE
+from heartbeat.audio import SAMPLE_RATE
 from heartbeat.predict import classify, predict_files, read
 from heartbeat.quality import EXPLANATIONS, REASONS
 from conftest import heartlike, write
 
-SR = WIDEBAND_RATE
+SR = SAMPLE_RATE
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from heartbeat.audio import WIDEBAND_RATE, load_audio, resample
+from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.augment import add_at_snr, hiss_above
 from heartbeat.predict import classify, read
 from heartbeat.frontend import prepare
@@ -16,7 +16,7 @@ RATES = (2000, 4000, 8000, 16000, 44100)
 
 
 def _judge(x, rate, model):
-    return classify(resample(np.clip(np.asarray(x, np.float32), -1, 1), rate, WIDEBAND_RATE), model)
+    return classify(resample(np.clip(np.asarray(x, np.float32), -1, 1), rate, SAMPLE_RATE), model)
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,9 @@ def heart_sample(table):
     return pos.groupby("database", group_keys=False).apply(lambda g: g.sample(3, random_state=4))
 
 
-def _gate(wideband, model):
-    """The gate's verdict on a recording at WIDEBAND_RATE: (heart sound present, level, score)."""
-    q = model.quality.judge(measure(prepare(wideband, model.features, model.segmenter)))
+def _gate(audio, model):
+    """The gate's verdict on a recording at the model's rate: (heart sound present, level, score)."""
+    q = model.quality.judge(measure(prepare(audio, model.features, model.segmenter)))
     return q.usable, q.level, q.score
 
 
@@ -82,7 +82,7 @@ def test_level_dc_offset_and_drift_do_not_change_the_gate(model, heart_sample):
         t = np.arange(len(x)) / 2000
         # 20 dB quieter, 8 dB louder, a DC offset, a slow drift (the silence floor is -70 dB in the heart band)
         copies = [x, 0.1 * x, x * 2.5, x + 0.4, x + 0.2 + 0.2 * np.sin(2 * np.pi * 0.3 * t)]
-        verdicts = [_gate(resample(np.clip(c, -1, 1).astype(np.float32), 2000, WIDEBAND_RATE), model) for c in copies]
+        verdicts = [_gate(np.clip(c, -1, 1).astype(np.float32), model) for c in copies]
         assert len({v[:2] for v in verdicts}) == 1, (r.path, verdicts)
 
 

@@ -192,13 +192,13 @@ def test_device_transfer_never_aims_at_a_database_outside_training():
 
 
 def test_overlay_lays_the_artifact_at_the_stated_ratio_at_any_rate(table):
-    """negatives.overlay on a real recording, at the model's rate (training's copies) and at 8 kHz (the
-    artifact screen's measure): the heart sound over the artifact, in the model's band over the stretch it
+    """negatives.overlay on a real recording, at the model's rate (training's copies) and at 8 kHz (where the
+    artifact detector's overlays are mixed): the heart sound over the artifact, in the model's band over the stretch it
     covers, is the ratio asked for; the heart itself is left as it was outside that stretch."""
     from heartbeat import negatives
-    from heartbeat.audio import SAMPLE_RATE, WIDEBAND_RATE, load_audio, resample
+    from heartbeat.audio import SAMPLE_RATE, load_audio, resample
     path = select(table, ["training-a"], min_seconds=20)["path"].iloc[0]
-    for rate in (SAMPLE_RATE, WIDEBAND_RATE):
+    for rate in (SAMPLE_RATE, negatives.SR):
         heart = load_audio(path, rate)[: 20 * rate]
         for kind, ratio in (("footsteps", -5.0), ("rubbing", 10.0)):
             mixed, art = negatives.overlay(heart, rate, kind, ratio, seed=4)

@@ -7,7 +7,6 @@ import base64
 import gradio as gr
 import numpy as np
 
-from ..audio import WIDEBAND_RATE
 from ..frontend import prepare
 from ..predict import Judged, decide, judge
 from ..referral import referral_pdf
@@ -141,9 +140,10 @@ def build(model, custody: Custody) -> gr.Blocks:
 def warm_up(model) -> None:
     """The first answer sizes the network's tensors and loads the pictures' font: paid while the page
     loads, not on a patient."""
-    t = np.arange(5 * WIDEBAND_RATE) / WIDEBAND_RATE
-    wide = (np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32)
-    prepared = prepare(wide, model.features, model.segmenter)
+    rate = model.features.sample_rate
+    t = np.arange(5 * rate) / rate
+    audio = (np.sin(2 * np.pi * 60 * t) * (np.sin(np.pi * 1.2 * t) ** 8)).astype(np.float32)
+    prepared = prepare(audio, model.features, model.segmenter)
     result = decide(prepared, model)
     for picture in (beats_figure(prepared, result), spectrogram_figure(prepared, result)):
         picture.png()
