@@ -295,9 +295,11 @@ def cycle_bounds(states: np.ndarray | None) -> np.ndarray:
     if states is None or len(states) == 0:
         return np.zeros((0, 5), int)
     starts = np.r_[0, np.flatnonzero(np.diff(states)) + 1]
-    kinds = states[starts]
-    rows = [starts[i:i + 5] for i in range(1, len(starts) - 4) if tuple(kinds[i:i + 5]) == (0, 1, 2, 3, 0)]
-    return np.array(rows, int).reshape(-1, 5)
+    if len(starts) < 6:
+        return np.zeros((0, 5), int)
+    runs = np.lib.stride_tricks.sliding_window_view(starts, 5)[1:]     # every five runs from the second on
+    whole = (np.lib.stride_tricks.sliding_window_view(states[starts], 5)[1:] == (0, 1, 2, 3, 0)).all(axis=1)
+    return runs[whole].astype(int)
 
 
 def rate(s1_times) -> float | None:

@@ -52,7 +52,9 @@ EXPLANATIONS = {
     "flatness": "the recording is mostly noise",
     "peakiness": "the sound is a steady hum or tone, not heart sounds",
     "impulsiveness": "no distinct heart sounds (S1/S2) were found, only a steady sound",
-    "voicing": "the sound is voiced, like speech or music, not heart sounds",
+    # Voicing is periodicity at a voice's pitch (frame_voicing): a voice, a melody and a steady or sweeping tone
+    # all have it, so the reason names all three (a pure tone was once called "voiced, like speech").
+    "voicing": "the sound is pitched (a voice, music or a tone), not heart sounds",
 }
 REASONS = {"silent": "the recording is silent in the heart-sound range: place the stethoscope or microphone "
                      "firmly on the chest",
@@ -62,7 +64,7 @@ REASONS = {"silent": "the recording is silent in the heart-sound range: place th
 CAUSES = {EXPLANATIONS["periodicity"]: "no heart sounds", EXPLANATIONS["cycle_fit"]: "no heart sounds",
           EXPLANATIONS["impulsiveness"]: "no heart sounds", EXPLANATIONS["contrast_db"]: "noise",
           EXPLANATIONS["flatness"]: "noise", EXPLANATIONS["heart_band"]: "sound above the heart band",
-          EXPLANATIONS["voicing"]: "speech or music", EXPLANATIONS["peakiness"]: "tone or hum",
+          EXPLANATIONS["voicing"]: "a voice, music or a tone", EXPLANATIONS["peakiness"]: "tone or hum",
           REASONS["silent"]: "silence", REASONS["clipped"]: "clipping"}
 NOISY_CAUTION = "noisy recording: judge with caution, record again if you can"
 # Noisy: S1 and S2 stand less than 6 dB (twice the amplitude) above the sound of diastole. A stated cut,

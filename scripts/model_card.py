@@ -190,8 +190,8 @@ def main() -> int:
               f"**{min(m['rate'] for m in loko.values()):.3f}** ({min(loko, key=lambda k: loko[k]['rate'])}), "
               f"median {sorted(m['rate'] for m in loko.values())[len(loko) // 2]:.3f} over {len(loko)} kinds; "
               f"{sum(m['rate'] >= 0.9 for m in loko.values())} of {len(loko)} kinds at 0.90 or more.",
-              f"- The refusal's reason names a cause that kind may rightly be refused for (noise, speech or music, a "
-              f"tone or hum, silence, no heart sounds): worst "
+              f"- The refusal's reason names a cause that kind may rightly be refused for (noise, a voice, music or a "
+              f"tone, a hum, silence, no heart sounds): worst "
               f"{min(m.get('reason_right') or 0 for m in loko.values()):.3f}, "
               f"{sum((m.get('reason_right') or 0) >= 0.9 for m in loko.values())} of {len(loko)} kinds at 0.90 or more.",
               f"- Same answer at 2, 4, 8, 16 and 44.1 kHz (hiss above 1 kHz): "

@@ -146,7 +146,7 @@ def test_every_generated_kind_is_answered_no_heartbeat(model):
 
 
 def test_each_kind_is_refused_for_a_reason_a_clinician_can_act_on(model):
-    """The reason names the cause (noise, speech or music, a tone or hum, silence, no heart sounds) that each
+    """The reason names the cause (noise, a voice, music or a tone, a hum, silence, no heart sounds) that each
     kind's refusals may rightly name (negatives.RIGHT_CAUSES), for seeds never used in fitting; white and
     pink noise were once called "voiced, like speech or music"."""
     from heartbeat import negatives
@@ -165,10 +165,11 @@ def test_each_kind_is_refused_for_a_reason_a_clinician_can_act_on(model):
     for gen in (negatives.white_noise, negatives.pink_noise):
         q = _judge(gen(np.random.default_rng(7), 12.0), SR, model)
         assert CAUSES[q.quality_reason] in ("noise", "no heart sounds"), (gen.__name__, q.quality_reason)
-    # Measured with the bundled gate on these seeds: 0.93 of refusals name a right cause (tone and cough are
-    # the weak kinds: a pure tone reads as voiced, a cough's voiced part as a hum).
+    # Measured with the bundled gate on these seeds: 99 of 100 refusals name a right cause (one traffic recording
+    # is "above the heart band"). Before the pitched reason named tones and the cough had a voice's pulses: 0.93.
     total = right + sum(len(v) for v in wrong.values())
-    assert right / total >= 0.85, wrong
+    assert right / total >= 0.95, wrong
+    assert all(len(reasons) <= 1 for reasons in wrong.values()), wrong      # no kind wrong more than once in four
 
 
 def test_speech_and_mixtures_are_answered_no_heartbeat(model):
