@@ -34,17 +34,17 @@ if __name__ == "__main__":
     d_col, d_chan = [], []
     dbs = list(ltas)
     for r in sample.itertuples():
-        wide = load_audio(r.path, SAMPLE_RATE, min_seconds=0)
-        base = model_input(prepare(wide, cfg, seg), cfg)[0][:, :cfg.n_coeffs]
+        rec = load_audio(r.path, SAMPLE_RATE, min_seconds=0)
+        base = model_input(prepare(rec, cfg, seg), cfg)[0][:, :cfg.n_coeffs]
         other = rng.choice([d for d in dbs if d != r.database])
         gain_db = ltas[other] - ltas[r.database]
         def recolour(x, sr):
             X = np.fft.rfft(x)
             g = np.interp(np.fft.rfftfreq(len(x), 1 / sr), f, gain_db)
             return np.fft.irfft(X * 10 ** (g / 20), len(x)).astype(np.float32)
-        col = model_input(prepare(wide, cfg, seg, augment=recolour), cfg)[0][:, :cfg.n_coeffs]
+        col = model_input(prepare(rec, cfg, seg, augment=recolour), cfg)[0][:, :cfg.n_coeffs]
         rr = np.random.default_rng(zlib.crc32(r.path.encode()))
-        chan = model_input(prepare(wide, cfg, seg, augment=lambda x, sr: augment.channel(x, sr, rr, snr_db=(5, 30))), cfg)[0][:, :cfg.n_coeffs]
+        chan = model_input(prepare(rec, cfg, seg, augment=lambda x, sr: augment.channel(x, sr, rr, snr_db=(5, 30))), cfg)[0][:, :cfg.n_coeffs]
         n = min(len(base), len(col), len(chan))
         d_col.append(np.abs(base[:n] - col[:n]).mean()); d_chan.append(np.abs(base[:n] - chan[:n]).mean())
     print(f"recordings {len(d_col)}: mean |feature change| recoloured with another database's LTAS {np.mean(d_col):.3f} "
