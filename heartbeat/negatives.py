@@ -162,7 +162,7 @@ def _glottal(r, seconds, f0):
     (F1 400-800 Hz, F2 1200-2200 Hz). Harmonics that glide and wobble, as a voice's do, not a sine's line."""
     n = int(seconds * SR)
     pulses, t, jitter = np.zeros(n), 0.0, r.uniform(0.02, 0.05)
-    while t < seconds:
+    while int(t * SR) < n:
         pulses[int(t * SR)] = 1.0
         t += 1 / (f0 * (1 - 0.2 * t / seconds)) * (1 + r.uniform(-jitter, jitter))
     f1, f2 = r.uniform(400, 800), r.uniform(1200, 2200)

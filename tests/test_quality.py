@@ -134,6 +134,20 @@ def _refusal_rate(model, make, seeds=range(1000, 1008)):
     return np.mean([_judge(make(seed), SR, model).label == "no_heartbeat" for seed in seeds])
 
 
+def test_generated_kinds_are_whole_and_finite_at_any_length():
+    """Every generator fills the length asked with finite samples, for lengths that are not whole numbers of
+    samples (the cough's glottal pulses once ran one sample past their buffer on such a length)."""
+    from heartbeat import negatives
+    rng = np.random.default_rng(0)
+    for seconds in rng.uniform(0.01, 0.4, 3000):
+        f0 = rng.uniform(100, 250)
+        assert len(negatives._glottal(rng, seconds, f0)) == int(seconds * negatives.SR)
+    for gen in negatives.GENERATED:
+        for seed, seconds in enumerate((3.0, 7.31, 12.97)):
+            x = gen(np.random.default_rng(seed), seconds)
+            assert len(x) == int(seconds * negatives.SR) and np.isfinite(x).all(), gen.__name__
+
+
 def test_every_generated_kind_is_answered_no_heartbeat(model):
     """Each kind of non-heart audio, made with seeds never used in fitting, is answered no heartbeat."""
     from heartbeat import negatives
