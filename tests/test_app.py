@@ -143,9 +143,28 @@ def test_eight_concurrent_requests(client, recordings):
     assert all(label_of(o) in ("Normal", "Abnormal: refer") for o in outs), [o[1] for o in outs]
 
 
-def _uploads(server) -> list[str]:
-    """Files in the server's upload folders (os.walk, since folders vanish while it looks)."""
-    return [f for root, _, files in os.walk(server.log.parent) if "heartbeat-uploads-" in root for f in files]
+def _uploads(server) -> dict[int, str]:
+    """Files in the server's upload folders, inode -> name. By inode, because Gradio writes an upload under a
+    temporary name and then renames it into its own folder: a walk that lists the top folder before the rename
+    and the new folder after it meets the same file twice (a count of 4 with 3 clients, once in CI). Folders
+    vanish while it looks: what cannot be read is skipped."""
+    found = {}
+
+    def scan(folder, inside):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    scan(entry.path, inside or "heartbeat-uploads-" in entry.name)
+                elif inside:
+                    found[entry.inode()] = entry.name
+            except OSError:
+                pass
+    scan(server.log.parent, False)
+    return found
 
 
 def test_answered_recordings_leave_the_disk_at_once_under_load(server, client, recordings, tmp_module):
@@ -434,7 +453,7 @@ def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordi
     from gradio_client import Client
     from pypdf import PdfReader
     session = Client(server.url, auth=AUTH, verbose=False)
-    before = set(_uploads(server))
+    before = set(_uploads(server).values())
     out = ask(session, recordings["wav"])
     html = session.predict("Bed 4 / clinic ref A-117", api_name="/referral")
     pdf = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1))
@@ -445,7 +464,7 @@ def test_referral_sheet_is_a_one_page_pdf_made_in_memory(server, client, recordi
     assert f"Answer: {decision} (confidence" in text, text
     assert "Bed 4 / clinic ref A-117" in text and "Heart rate:" in text and "Recording quality:" in text
     assert "Screening aid, not a diagnosis" in text and "Date and time: 20" in text
-    assert set(_uploads(server)) <= before                   # the sheet left nothing on disk
+    assert set(_uploads(server).values()) <= before          # the sheet left nothing on disk
     fresh = Client(server.url, auth=AUTH, verbose=False)     # another session has no answer to print
     assert "Check a heart sound first" in fresh.predict("", api_name="/referral")
 
