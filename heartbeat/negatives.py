@@ -311,25 +311,23 @@ GENERATED = [silence, near_silence, white_noise, pink_noise, brown_noise, mains_
 # noise to 8 s (quality_gate.py), so most of each such recording is that noise, or no heart sound at all.
 _NO_HEART, _NOISE, _VOICE, _TONE, _SILENCE = "no heart sounds", "noise", "a voice, music or a tone", "tone or hum", "silence"
 _HIGH = "sound above the heart band"
-RIGHT_CAUSES = {
-    "silence": {_SILENCE}, "near_silence": {_SILENCE}, "white_noise": {_NOISE}, "pink_noise": {_NOISE, _NO_HEART},
-    "brown_noise": {_NOISE, _NO_HEART}, "mains_hum": {_TONE}, "dc_offset": {_SILENCE, _NOISE},
-    "slow_drift": {_SILENCE, _NOISE, _NO_HEART}, "tone": {_TONE, _SILENCE, _VOICE, _HIGH}, "beeps": {_TONE, _SILENCE, _VOICE, _HIGH},
-    "alarm": {_TONE, _SILENCE, _VOICE, _HIGH}, "ringtone": {_TONE, _SILENCE, _VOICE, _HIGH},
-    "music_like": {_TONE, _VOICE, _HIGH}, "breathing": {_NOISE, _NO_HEART, _HIGH},
-    "cough": {_NOISE, _NO_HEART, _VOICE, _HIGH}, "fan": {_NOISE, _TONE, _HIGH}, "traffic": {_NOISE, _TONE, _NO_HEART},
-    "handling": {_NOISE, _NO_HEART}, "rubbing": {_NOISE, _NO_HEART, _HIGH}, "taps": {_NO_HEART, _NOISE, _HIGH},
-    "typing": {_NO_HEART, _NOISE, _SILENCE, _HIGH}, "footsteps": {_NO_HEART, _NOISE, _HIGH},
-    "ticking_clock": {_NO_HEART, _NOISE, _SILENCE, _HIGH}, "metronome": {_NO_HEART, _NOISE, _SILENCE, _HIGH},
-    "dripping_tap": {_NO_HEART, _NOISE, _SILENCE, _HIGH},
-    "speech (espeak-ng, 16 voices)": {_VOICE, _HIGH}, "Debian alert sounds (real)": {_TONE, _VOICE, _SILENCE, _HIGH, _NOISE, _NO_HEART},
-    "artifact (PASCAL set_a, real)": {_NOISE, _NO_HEART, _VOICE, _HIGH, _TONE},
-}
 # The silence rule reads the heart band's level alone (quality.SILENT_DBFS): when it fires, nothing audible was
 # recorded where heart sounds live, whatever else the file holds (a faint cough, footsteps far off), and its advice
-# (the chest piece firmly on the chest) is right for every kind.
-for _causes in RIGHT_CAUSES.values():
-    _causes.add(_SILENCE)
+# (the chest piece firmly on the chest) is right for every kind: every kind's set holds it.
+RIGHT_CAUSES = {kind: {_SILENCE, *causes} for kind, causes in {
+    "silence": (), "near_silence": (), "white_noise": (_NOISE,), "pink_noise": (_NOISE, _NO_HEART),
+    "brown_noise": (_NOISE, _NO_HEART), "mains_hum": (_TONE,), "dc_offset": (_NOISE,),
+    "slow_drift": (_NOISE, _NO_HEART), "tone": (_TONE, _VOICE, _HIGH), "beeps": (_TONE, _VOICE, _HIGH),
+    "alarm": (_TONE, _VOICE, _HIGH), "ringtone": (_TONE, _VOICE, _HIGH),
+    "music_like": (_TONE, _VOICE, _HIGH), "breathing": (_NOISE, _NO_HEART, _HIGH),
+    "cough": (_NOISE, _NO_HEART, _VOICE, _HIGH), "fan": (_NOISE, _TONE, _HIGH), "traffic": (_NOISE, _TONE, _NO_HEART),
+    "handling": (_NOISE, _NO_HEART), "rubbing": (_NOISE, _NO_HEART, _HIGH), "taps": (_NO_HEART, _NOISE, _HIGH),
+    "typing": (_NO_HEART, _NOISE, _HIGH), "footsteps": (_NO_HEART, _NOISE, _HIGH),
+    "ticking_clock": (_NO_HEART, _NOISE, _HIGH), "metronome": (_NO_HEART, _NOISE, _HIGH),
+    "dripping_tap": (_NO_HEART, _NOISE, _HIGH),
+    "speech (espeak-ng, 16 voices)": (_VOICE, _HIGH), "Debian alert sounds (real)": (_TONE, _VOICE, _HIGH, _NOISE, _NO_HEART),
+    "artifact (PASCAL set_a, real)": (_NOISE, _NO_HEART, _VOICE, _HIGH, _TONE),
+}.items()}
 # Background sounds a heart recording may carry and still be judged (mixed under real heart sounds).
 BACKGROUNDS = [white_noise, pink_noise, brown_noise, mains_hum, breathing, fan, traffic, typing, rubbing, music_like]
 
