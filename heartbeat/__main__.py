@@ -21,8 +21,10 @@ def cmd_predict(args) -> int:
         print(f"{counts['judged']} files judged in {seconds:.1f} s ({counts['judged'] / max(seconds, 1e-9):.0f} files/s), "
               f"{counts['errors']} could not be judged, {counts['skipped']} already in {args.out}")
         return 0
+    from threadpoolctl import threadpool_limits
     from .predict import predict_files
     from .words import one_line
+    threadpool_limits(1)    # as the app and the batch workers: BLAS's thread pool doubled the CPU of an answer
     files = find_audio(args.files)
     failures = 0
     for result in predict_files(files, model_path=args.model):

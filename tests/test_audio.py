@@ -81,6 +81,22 @@ def test_resampling_is_anti_aliased(tmp_path):
     assert np.sqrt(np.mean(x[200:-200] ** 2)) < 0.01 * 0.5 / np.sqrt(2)
 
 
+@pytest.mark.parametrize("rate", [4000, 8000, 11025, 16000, 22050, 44100, 48000, 96000])
+def test_resampling_in_two_halves_is_the_whole_signals(table, rate, monkeypatch):
+    # A real recording, as a phone or a browser would hand it over at `rate`: the two halves resampled on two
+    # threads and joined are soxr's output for the whole signal, to float32 rounding, seam included.
+    import soundfile as sf
+    import soxr
+    heart, sr = sf.read(table.query("duration_s >= 30")["path"].iloc[0], dtype="float32")
+    x = soxr.resample(heart[: 30 * sr], sr, rate).astype(np.float32)
+    halves = []
+    monkeypatch.setattr(A, "_soxr", lambda a, r, s: halves.append(len(a)) or soxr.resample(a, r, s, "HQ"))
+    joined = A.resample(x, rate, A.SAMPLE_RATE)
+    whole = soxr.resample(x, rate, A.SAMPLE_RATE, "HQ")
+    assert len(halves) == 2 and len(joined) == len(whole)
+    assert np.max(np.abs(joined - whole)) <= 1e-6 * np.max(np.abs(whole))
+
+
 def test_silence_is_not_an_error(tmp_path):
     x = A.load_audio(write(tmp_path / "x.wav", np.zeros(8000 * 5), 8000))
     assert len(x) == 5 * A.SAMPLE_RATE and not x.any()
@@ -151,6 +167,9 @@ def test_nan_and_inf_samples(tmp_path):
     x = tone()
     x[100], x[200] = np.nan, np.inf
     raises(A.InvalidSamplesError, write(tmp_path / "n.wav", x, 8000, subtype="FLOAT"))
+    x = tone()
+    x[300] = -np.inf     # alone: the finite check is the samples' sum
+    raises(A.InvalidSamplesError, write(tmp_path / "i.wav", x, 8000, subtype="FLOAT"))
 
 
 def test_too_short_states_the_minimum(tmp_path):
