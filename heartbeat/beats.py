@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dsp import butter, find_peaks, sosfiltfilt
+from .dsp import butter, find_peaks, irfft, rfft, sosfiltfilt
 from .preprocess import EDGE_S
 
 try:        # built by pip where a C compiler is found (pyproject.toml: optional)
@@ -91,7 +91,7 @@ def frame_features(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray |
     """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
     recording, or over the `kept` frames only: a boolean per frame, some true), and the Shannon envelope."""
     frames = _frames(clean_audio, sample_rate)
-    power = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
+    power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
     env = envelope(clean_audio, sample_rate, kept)
@@ -152,8 +152,8 @@ def autocorrelation(x: np.ndarray) -> np.ndarray:
     """Normalised autocorrelation (lag 0 = 1). Biased on purpose: long lags shrink, so the S1->S1
     period wins over its multiples."""
     n = len(x)
-    spectrum = np.fft.rfft(x - x.mean(), 2 * n)
-    ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    spectrum = rfft(x - x.mean(), 2 * n)
+    ac = irfft(spectrum * np.conj(spectrum), 2 * n)[:n]
     return ac / (ac[0] + 1e-12)
 
 

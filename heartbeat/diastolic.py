@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .beats import FRAME_RATE, cycle_bounds
+from .dsp import rfft
 
 FALSE_ALARMS = 0.01     # the share of a fitting database's real normals the cut lets through, at most
 # Where S1/S2 stand no more than this far above the sound of diastole (beats.contrast_db), a rumble is lost under
@@ -54,7 +55,7 @@ def band_powers(cleaned: np.ndarray, sample_rate: int) -> np.ndarray:
     n = len(cleaned) // hop
     x = np.pad(np.asarray(cleaned, np.float32), (n_fft // 2, n_fft))
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[hop // 2::hop][:n]
-    power = np.abs(np.fft.rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
+    power = np.abs(rfft(frames * np.hanning(n_fft).astype(np.float32), axis=1)) ** 2
     which = np.digitize(np.fft.rfftfreq(n_fft, 1 / sample_rate), SPECTRUM_EDGES_HZ) - 1
     return np.stack([power[:, which == b].mean(axis=1) for b in range(len(SPECTRUM_EDGES_HZ) - 1)], axis=1)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 from .beats import FRAME_RATE, STATES, Beats
+from .dsp import rfft
 from .preprocess import window_starts
 
 
@@ -141,7 +142,7 @@ def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
     # As librosa does: the transform in double precision, stored in single, then the magnitude squared.
-    spectrum = np.fft.rfft(frames * window, axis=1).astype(np.complex64)
+    spectrum = rfft(frames * window, axis=1).astype(np.complex64)
     return (np.abs(spectrum) ** 2).T
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dsp import analytic_envelope, butter, median_filter, next_fast_len, sosfiltfilt
+from .dsp import analytic_envelope, butter, irfft, median_filter, next_fast_len, rfft, sosfiltfilt
 from .frontend import Prepared
 
 SILENT_DBFS = -70.0        # heart-band (25-400 Hz) level below which nothing audible was recorded
@@ -87,7 +87,7 @@ def _psd(x: np.ndarray, rate: int, segment: int) -> tuple[np.ndarray, np.ndarray
     segments = np.resize(x, n * segment).reshape(n, segment) if len(x) >= segment else x[None, :]
     segments = segments - segments.mean(axis=1, keepdims=True)
     window = np.hanning(segments.shape[1]).astype(np.float32)
-    power = np.abs(np.fft.rfft(segments.astype(np.float32) * window, axis=1)) ** 2
+    power = np.abs(rfft(segments.astype(np.float32) * window, axis=1)) ** 2
     return np.fft.rfftfreq(segments.shape[1], 1 / rate), power.mean(axis=0, dtype=np.float64)
 
 
@@ -112,7 +112,7 @@ def frame_voicing(audio: np.ndarray, sample_rate: int, louder_half: bool = False
     if louder_half and len(energy):
         loud = energy >= np.median(energy)
         frames, energy = frames[loud], energy[loud]
-    ac = np.fft.irfft(np.abs(np.fft.rfft(frames, 2 * n, axis=1)) ** 2, axis=1)[:, :n]
+    ac = irfft(np.abs(rfft(frames, 2 * n, axis=1)) ** 2, 2 * n, axis=1)[:, :n]
     lo, hi = int(sample_rate / 300), int(sample_rate / 100) + 1
     return ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12), energy
 

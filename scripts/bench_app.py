@@ -69,7 +69,7 @@ step("numpy", lambda: __import__("numpy"))
 step("gradio", lambda: __import__("gradio"))
 step("heartbeat (all of the package)", lambda: __import__("heartbeat.serve.page"))
 from heartbeat import dsp
-step("scipy's compiled IIR loop alone (heartbeat.dsp)", dsp._compiled_loop)
+step("scipy's compiled IIR loop and FFT alone (heartbeat.dsp)", lambda: (dsp._compiled_loop(), dsp._pocketfft()))
 import heartbeat
 holder = {}
 step("the model bundle (LiteRT interpreter, gate, segmenter)", lambda: holder.update(m=heartbeat.load_model()))

@@ -133,13 +133,33 @@ def test_compiled_and_numpy_viterbi_agree_on_every_kind_of_recording(model, tabl
                 (again.s1_times, again.s2_times, again.cycle_fit, again.contrast_db, again.heart_rate_bpm)
 
 
+def test_transforms_match_numpys_on_real_recordings(recordings):
+    # scipy.fft's pocketfft in place of numpy's: the same transforms, to the input's precision, of frames
+    # (many short rows, as the segmenter, the gate and the features take them) and of whole recordings.
+    for x, _ in recordings:
+        frames = np.lib.stride_tricks.sliding_window_view(x, 80)[::40]
+        for data, n, axis in [(frames, None, 1), (frames, 160, 1), (frames.T, 96, 0), (x, None, -1), (x, 70_000, -1),
+                              (x.astype(np.float64), 65_536, -1)]:
+            ours, theirs = dsp.rfft(data, n, axis=axis), np.fft.rfft(data, n, axis=axis)
+            assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+            scale = np.abs(theirs).max()
+            np.testing.assert_allclose(ours, theirs, atol=(1e-12 if data.dtype == np.float64 else 1e-6) * scale)
+            length = n or data.shape[axis]
+            power = np.abs(theirs) ** 2      # a real spectrum too, as the autocorrelations hand it over
+            for spectrum in (theirs, power):
+                back, expected = dsp.irfft(spectrum, length, axis=axis), np.fft.irfft(spectrum, length, axis=axis)
+                assert back.dtype == expected.dtype
+                np.testing.assert_allclose(back, expected, atol=1e-6 * np.abs(expected).max())
+
+
 def test_serving_imports_no_scipy_signal_numba_or_matplotlib(model):
     """The app's process after its first answer and both pictures: the heavy libraries stay out."""
     code = ("import sys\nfrom heartbeat.serve.page import warm_up\nfrom heartbeat import load_model\n"
             "warm_up(load_model())\n"
             "heavy = ('numba', 'matplotlib', 'llvmlite', 'scipy.signal', 'scipy.fft', 'scipy.stats', 'scipy.special',"
             " 'scipy.linalg', 'scipy.ndimage', 'scipy.optimize', 'scipy.sparse')\n"
-            "print(' '.join(sorted(m for m in sys.modules if m != 'scipy.signal._sosfilt'"
+            "alone = ('scipy.signal._sosfilt', 'scipy.fft._pocketfft.pypocketfft')\n"   # compiled modules, loaded alone
+            "print(' '.join(sorted(m for m in sys.modules if m not in alone"
             " and any(m == h or m.startswith(h + '.') for h in heavy))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [], out.stdout
