@@ -3,8 +3,8 @@ regurgitation, which the network barely hears (the shared data hold 4 diastolic 
 
 It reads the cycle profile the murmur describer reads (describe.cycle_profile: each band's level through
 systole and diastole and at S1 and S2, relative to the cycle's quietest diastolic stretch) and, beside it, how much
-louder mid-diastole is than mid-systole in each band (`spectral_contrast`), and scores them with a
-small network (one hidden layer, stored as plain JSON like the segmenter's) fitted by scripts/fit_diastolic.py on
+louder mid-diastole is than mid-systole in each band (`spectral_contrast`), and scores them with
+small networks (one hidden layer each, their logits averaged; plain JSON like the segmenter's) fitted by scripts/fit_diastolic.py on
 synthetic diastolic murmurs (murmurs.py) placed into real normal recordings of every database, against those
 same normals (clean and through another device's chain). Its cut is set on real normals only: at most
 FALSE_ALARMS of the normal recordings of any one fitting database reach it, so the specificity it costs is
@@ -104,7 +104,8 @@ def masked(contrast_db: float) -> bool:
 class DiastolicListener:
     mean: list               # the input's (listener_input) standardisation, as fitted
     scale: list
-    layers: list             # [[W, b], ...]: ReLU between, one logit out (positive: a diastolic murmur)
+    members: list            # networks, each [[W, b], ...]: ReLU between, one logit out (positive: a diastolic
+    #                          murmur); the listener's logit is their mean (fit_diastolic.py says why several)
     cut: float               # the logit at or above which a diastolic murmur is heard
     info: dict = field(default_factory=dict)
 
@@ -112,12 +113,25 @@ class DiastolicListener:
         """The logit that `x` (listener_input) holds a diastolic murmur; None without one."""
         if x is None:
             return None
-        h = (np.asarray(x, float) - np.asarray(self.mean)) / np.asarray(self.scale)
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ np.asarray(w) + np.asarray(b)
-            if i < len(self.layers) - 1:
-                h = np.maximum(h, 0)
-        return float(h[0])
+        mean, scale, members = self._arrays
+        z = (np.asarray(x, float) - mean) / scale
+        logits = []
+        for layers in members:
+            h = z
+            for i, (w, b) in enumerate(layers):
+                h = h @ w + b
+                if i < len(layers) - 1:
+                    h = np.maximum(h, 0)
+            logits.append(float(h[0]))
+        return float(np.mean(logits))
+
+    @property
+    def _arrays(self):
+        """The standardisation and the members' weights as arrays, made once (not from the JSON lists per answer)."""
+        if not hasattr(self, "_cache"):
+            self._cache = (np.asarray(self.mean), np.asarray(self.scale),
+                           [[(np.asarray(w), np.asarray(b)) for w, b in layers] for layers in self.members])
+        return self._cache
 
     def probability(self, x: np.ndarray) -> float:
         """The network's probability of a diastolic murmur. Fitted on synthetic murmurs: a strength of
