@@ -82,19 +82,33 @@ def test_resampling_is_anti_aliased(tmp_path):
 
 
 @pytest.mark.parametrize("rate", [4000, 8000, 11025, 16000, 22050, 44100, 48000, 96000])
-def test_resampling_in_two_halves_is_the_whole_signals(table, rate, monkeypatch):
-    # A real recording, as a phone or a browser would hand it over at `rate`: the two halves resampled on two
-    # threads and joined are soxr's output for the whole signal, to float32 rounding, seam included.
+def test_streamed_resampling_is_one_call_on_the_whole_signal(table, rate):
+    # A real recording as a phone or a browser would hand it over at `rate`, 16-bit: streamed through soxr a chunk
+    # at a time, converted and offset as it goes, it comes out as soxr's one call on the whole float signal.
     import soundfile as sf
     import soxr
     heart, sr = sf.read(table.query("duration_s >= 30")["path"].iloc[0], dtype="float32")
-    x = soxr.resample(heart[: 30 * sr], sr, rate).astype(np.float32)
-    halves = []
-    monkeypatch.setattr(A, "_soxr", lambda a, r, s: halves.append(len(a)) or soxr.resample(a, r, s, "HQ"))
-    joined = A.resample(x, rate, A.SAMPLE_RATE)
-    whole = soxr.resample(x, rate, A.SAMPLE_RATE, "HQ")
-    assert len(halves) == 2 and len(joined) == len(whole)
-    assert np.max(np.abs(joined - whole)) <= 1e-6 * np.max(np.abs(whole))
+    x = soxr.resample(heart[: 30 * sr], sr, rate)
+    pcm = np.round(np.clip(x / np.abs(x).max() * 0.8, -1, 1) * 32767).astype(np.int16)
+    assert len(pcm) > 2 * A.RESAMPLE_CHUNK or rate < 8000      # several chunks, seams included
+    offset = float(pcm.mean() / 32768)
+    whole = soxr.resample(pcm.astype(np.float32) / 32768 - np.float32(offset), rate, A.SAMPLE_RATE, "HQ")
+    given = pcm.copy()
+    streamed = A.resample(pcm, rate, A.SAMPLE_RATE, scale=1 / 32768, offset=offset)
+    assert streamed.dtype == np.float32 and len(streamed) == len(whole)
+    assert np.max(np.abs(streamed - whole)) <= 1e-6 * np.max(np.abs(whole))
+    np.testing.assert_array_equal(pcm, given)      # the caller's samples untouched
+
+
+def test_16_bit_and_float_files_give_the_same_samples(tmp_path):
+    x = tone(seconds=10.0, sr=44100, hz=120.0, amp=0.5) + 0.05      # with a DC offset to remove
+    samples = np.round(x * 32768).astype(np.int16)          # written as they are, read back as they were
+    pcm = write(tmp_path / "p.wav", samples, 44100, subtype="PCM_16")
+    flt = write(tmp_path / "f.wav", samples / 32768, 44100, subtype="FLOAT")
+    a, b = A.load_audio(pcm), A.load_audio(flt)
+    assert a.dtype == b.dtype == np.float32
+    np.testing.assert_allclose(a, b, atol=1e-6)
+    assert abs(float(a.mean())) < 1e-3     # the offset is gone
 
 
 def test_silence_is_not_an_error(tmp_path):
