@@ -126,10 +126,11 @@ def load_audio(source: str | os.PathLike | bytes, sr: int = SAMPLE_RATE, *,
 
     if audio.size == 0:
         raise EmptyAudioError("The recording contains no sound samples. Please record again.")
+    # 16-bit samples stay integers until the resampler's stream takes them a chunk at a time (resample); the
+    # scale is read before the channels are averaged, which makes floats of them.
+    scale = 1 / 32768 if audio.dtype == np.int16 else 1.0
     if audio.ndim == 2:      # any channel count -> mono (one channel: a view, no copy)
         audio = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
-    # 16-bit samples stay integers until the resampler's stream takes them a chunk at a time (resample).
-    scale = 1 / 32768 if audio.dtype == np.int16 else 1.0
     # The sum of float samples (in double: no float32 samples overflow it) is finite exactly when every sample is.
     total = float(audio.sum(dtype=np.int64 if audio.dtype == np.int16 else np.float64))
     if not np.isfinite(total):

@@ -21,6 +21,9 @@ def check(x: np.ndarray, seconds=5.0, tol=0.08):
     assert x.dtype == np.float32 and x.ndim == 1
     assert abs(len(x) / A.SAMPLE_RATE - seconds) < tol, len(x) / A.SAMPLE_RATE
     assert abs(dominant_hz(x, A.SAMPLE_RATE) - 100) < 1.0
+    # at the level written (tone()'s 0.5), whatever the sample format and channel count: a 16-bit stereo file
+    # once came out in integer units (32768 times too loud: "clipped") and the frequency alone did not see it
+    assert 0.4 < np.abs(x[200:-200]).max() < 0.6, np.abs(x).max()
 
 
 @pytest.mark.parametrize("subtype", ["PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
