@@ -165,7 +165,10 @@ def resample(audio: np.ndarray, rate: int, sr: int, scale: float = 1.0, offset: 
 
 
 def _scaled(samples: np.ndarray, scale: float, offset: float) -> np.ndarray:
-    """A float32 copy of `samples * scale - offset` (the caller's array is left as it was)."""
+    """`samples * scale - offset` as float32: `samples` themselves when they already are that, else a new array
+    (the caller's is never changed)."""
+    if scale == 1.0 and not offset:
+        return np.asarray(samples, dtype=np.float32)
     out = np.array(samples, dtype=np.float32)
     if scale != 1.0:
         out *= np.float32(scale)
