@@ -66,6 +66,15 @@ def hiss_above(n: int, sr: int, rng: np.random.Generator, hz: float = 1100.0) ->
     return np.fft.irfft(spectrum, n=n)
 
 
+def as_uploaded(x: np.ndarray, sr: int, rate: int, rng: np.random.Generator, snr_db: float = 0.0) -> np.ndarray:
+    """`x` (at `sr` Hz) as a file at `rate` would hold it: resampled there and, above `sr`, with hiss above the
+    heart band `snr_db` below the heart sound (what a phone or a browser adds; a 2 kHz file cannot hold it).
+    The copies the invariance tests and scripts/listener_invariance.py upload."""
+    from .audio import resample
+    y = resample(x, sr, rate)
+    return add_at_snr(y, hiss_above(len(y), rate, rng), snr_db) if rate > sr else y
+
+
 def hum(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Mains hum at 50 or 60 Hz with random odd and even harmonics, unit RMS."""
     t = np.arange(n) / sr
