@@ -1,0 +1,210 @@
+"""What to do with the artifact windows: the answer policies measured side by side (why the detector waits).
+
+    python scripts/artifact_policies.py [--per-db 250]     # ~10 min; writes reports/artifact_policies.md
+
+The detector (heartbeat/artifacts.py) is fitted as scripts/fit_artifacts.py fits it, on the fitting half of its
+sample only. Then, with every window's logit kept, each policy below decides:
+- on the measuring half (recordings the detector never saw), clean and with each overlay kind at each ratio
+  (the overlay table of reports/artifacts.md): handled and false referrals, as fit_artifacts counts them;
+- on up to `--per-db` real recordings of each database outside the detector's fitting half, whole, as served:
+  how many are flagged (quality "noisy" or asked to record again), split where the annotators marked noise
+  (set_b's "noisy" files, CirCor's "Unknown" murmur status), and recording-level Se / Sp.
+Today's answer ("no detector") flags what the quality gate flags; the issue asks for no more on clean recordings.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import fit_artifacts as fa
+from heartbeat import negatives
+from heartbeat.artifacts import MIN_CLEAN_WINDOWS, screen
+from heartbeat.audio import load_audio
+from heartbeat.datasets import ALL_DBS, load_table
+from heartbeat.features import model_input
+from heartbeat.frontend import judged_part, prepare
+from heartbeat.model import load_model
+from heartbeat.quality import measure
+
+ROOT = Path(__file__).resolve().parents[1]
+_worker: dict = {}
+
+
+def _init(bundle, detector):
+    _worker["model"], _worker["detector"] = load_model(bundle), detector
+
+
+def _logits(job) -> dict:
+    """Gate verdict, the detector's windows and every window's logit (judged part, and all windows as today)."""
+    path, db, kind, ratio, seed = job
+    model, cfg = _worker["model"], _worker["model"].features
+    out = {"path": path, "database": db, "kind": kind or "clean", "ratio_db": ratio, "real": seed < 0}
+    try:
+        if seed < 0:        # a real recording, whole, as served
+            audio, rate = load_audio(path, cfg.sample_rate), cfg.sample_rate
+        else:               # as fit_artifacts measures: 30 s at the mixing rate, clean or overlaid
+            audio, rate = load_audio(path, fa.MIX_RATE)[: int(fa.MAX_S * fa.MIX_RATE)], fa.MIX_RATE
+            if kind is not None:
+                audio = negatives.overlay(audio, rate, kind, ratio, seed)[0]
+    except ValueError as e:            # too short to judge: not counted
+        return out | {"error": str(e)}
+    p = prepare(audio, cfg, model.segmenter, rate=rate)
+    q = model.quality.judge(measure(p))
+    out |= {"usable": q.usable, "quality": q.level}
+    if q.usable:
+        s = screen(p, cfg, _worker["detector"])
+        judged, _ = model_input(judged_part(p, cfg, model.segmenter, s.keep), cfg, s.keep)
+        every, _ = model_input(p, cfg)
+        out |= {"keep": s.keep, "heard": s.heard, "logits": model.window_logits(judged),
+                "logits_every": model.window_logits(every)}
+    return out
+
+
+def _near(keep: np.ndarray, k: int) -> np.ndarray:
+    """Windows within k of a window set aside."""
+    out = np.zeros_like(keep)
+    for i in np.flatnonzero(~keep):
+        out[max(0, i - k): i + k + 1] = True
+    return out
+
+
+# Each policy: (label, quality, a stretch set aside) from one row. `p(logits)` is the calibrated recording probability.
+def policies(p, cut):
+    def today(r):
+        return ("abnormal" if p(r.logits_every) >= cut else "normal"), r.quality, False
+
+    def set_aside(r, abnormal_noisy, refuse, far_k=None):
+        keep = r.keep
+        if not isinstance(r.heard, str):          # nothing flagged
+            return today(r)
+        if keep.sum() < MIN_CLEAN_WINDOWS:
+            return ("no_heartbeat", "unusable", True) if refuse else today(r)
+        label = "abnormal" if p(r.logits[keep]) >= cut else "normal"
+        if label == "abnormal" and abnormal_noisy:
+            far = keep & ~_near(keep, far_k) if far_k is not None else None
+            if far is None or far.sum() < MIN_CLEAN_WINDOWS or p(r.logits[far]) < cut:
+                return label, "noisy", True
+        return label, r.quality, True
+
+    return {"no detector (shipped)": today,
+            "candidate: set aside; abnormal with a stretch set aside is noisy; record again under 3 clean windows":
+                lambda r: set_aside(r, True, True),
+            "as the candidate, but abnormal stays good when the windows away from the stretch (one each side) agree":
+                lambda r: set_aside(r, True, True, far_k=1),
+            "set aside only (quality from the gate); record again under 3 clean windows":
+                lambda r: set_aside(r, False, True),
+            "set aside only, and only while 3 clean windows remain (never refuses, never flags)":
+                lambda r: set_aside(r, False, False)}
+
+
+def decide_all(rows: pd.DataFrame, policy) -> pd.DataFrame:
+    out = [("no_heartbeat", "unusable", False) if not r.usable else policy(r) for r in rows.itertuples()]
+    return rows.assign(label=[o[0] for o in out], answer_quality=[o[1] for o in out], aside=[o[2] for o in out])
+
+
+def overlay_counts(d: pd.DataFrame) -> dict:
+    clean = d[d["kind"] == "clean"].set_index("path")["label"]
+    o = d[d["kind"] != "clean"].assign(clean=lambda x: x["path"].map(clean))
+    handled = (o["label"] == "no_heartbeat") | (o["answer_quality"] == "noisy") | (o["aside"] & (o["label"] == o["clean"]))
+    false_ref = (o["label"] == "abnormal") & (o["answer_quality"] == "good") & (o["clean"] == "normal")
+    return {"handled": handled.mean(), "false referrals": int(false_ref.sum()), "n": len(o)}
+
+
+def real_counts(d: pd.DataFrame) -> dict:
+    flagged = (d["label"] == "no_heartbeat") | (d["answer_quality"] == "noisy")
+    out = {db: flagged[d["database"] == db].mean() for db in ALL_DBS}
+    for db in ("set_b", "circor2022"):
+        part = d["database"] == db
+        out[f"{db} annotated clean"] = flagged[part & ~d["marked_noisy"]].mean()
+        out[f"{db} marked noisy"] = flagged[part & d["marked_noisy"]].mean()
+    judged = d[d["truth"].isin(["normal", "abnormal"]) & (d["label"] != "no_heartbeat")]
+    out["Se"] = (judged[judged["truth"] == "abnormal"]["label"] == "abnormal").mean()
+    out["Sp"] = (judged[judged["truth"] == "normal"]["label"] == "normal").mean()
+    out["all flagged"] = flagged.mean()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-db", type=int, default=250, help="real recordings per database (outside the fitting half)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    bundle = fa.bundle_without_detector(Path(tempfile.mkdtemp()))
+    table = load_table()
+    # fit_artifacts' sample, halves and seeds, so the detector is the one its overlay table measures.
+    sample = table.query("duration_s >= 7.5")
+    picked = pd.concat([d.sample(min(len(d), 60), random_state=0) for _, d in sample.groupby("database")])
+    picked["half"] = np.where(np.arange(len(picked)) % 2 == 0, "fit", "measure")
+    rng = np.random.default_rng(0)
+    window_jobs = []
+    for i, r in enumerate(picked.itertuples()):
+        jobs = [(r.path, r.database, None, None, 0)] + [
+            (r.path, r.database, fa.KINDS[k], float(rng.choice(fa.RATIOS_DB)), 1000 + 7 * i + int(k))
+            for k in rng.choice(len(fa.KINDS), 2, replace=False)]
+        window_jobs += jobs if r.half == "fit" else []
+    with Pool(args.jobs, fa._init, (bundle,)) as pool:
+        rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
+                                              desc="windows", mininterval=30) for w in ws])
+    detector = fa.fit(rows)
+
+    jobs = []
+    for i, r in enumerate(picked[picked["half"] == "measure"].itertuples()):
+        jobs.append((r.path, r.database, None, None, 0))
+        jobs += [(r.path, r.database, kind, float(ratio), 5000 + 31 * i + fa.RATIOS_DB.index(ratio))
+                 for kind in fa.KINDS for ratio in fa.RATIOS_DB]
+    unseen = table[~table["path"].isin(picked.loc[picked["half"] == "fit", "path"])]
+    real = pd.concat([d.sample(min(len(d), args.per_db), random_state=1) for _, d in unseen.groupby("database")])
+    jobs += [(r.path, r.database, None, None, -1) for r in real.itertuples()]
+    with Pool(args.jobs, _init, (bundle, detector)) as pool:
+        answers = pd.DataFrame(list(tqdm(pool.imap(_logits, jobs, chunksize=4), total=len(jobs), desc="answers",
+                                         mininterval=30)))
+    answers = answers[answers["error"].isna()] if "error" in answers else answers
+    answers["truth"] = answers["path"].map(dict(zip(table["path"], table["label"])))
+    answers["marked_noisy"] = answers["path"].map(dict(zip(
+        table["path"], table["original_label"].str.contains("noisy") | (table["label"] == "unknown"))))
+
+    model = load_model(bundle)
+    cal, cut = model.bundle.calibration, model.bundle.threshold
+    results = {}
+    for name, policy in policies(lambda logits: float(cal(np.mean(logits))), cut).items():
+        overlays = decide_all(answers[~answers["real"]], policy)
+        results[name] = overlay_counts(overlays) | real_counts(decide_all(answers[answers["real"]], policy))
+    text = markdown(results, len(answers[answers["real"]]), (time.time() - t0) / 60)
+    args.reports.mkdir(parents=True, exist_ok=True)
+    (args.reports / "artifact_policies.md").write_text(text)
+    print(text)
+    return 0
+
+
+def markdown(results: dict, n_real: int, minutes: float) -> str:
+    first = next(iter(results.values()))
+    lines = ["# What to do with the artifact windows: answer policies side by side", "",
+             f"Reproduce: `python scripts/artifact_policies.py` ({minutes:.0f} min here). The detector is fitted on "
+             "fit_artifacts' fitting half only; overlays: its measuring half, clean and with each kind at each ratio "
+             f"({first['n']} overlaid recordings); real: {n_real} recordings outside the fitting half, whole, as served. "
+             "Handled and false referrals as in reports/artifacts.md; flagged: quality \"noisy\" or asked to record "
+             "again. \"Marked noisy\": set_b's noisy files and CirCor's recordings whose murmur status its annotators "
+             "left Unknown.", "",
+             "| policy | overlays handled | false referrals | real flagged | CirCor: annotated clean / marked noisy | "
+             "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['handled']:.3f} | {r['false referrals']} | {r['all flagged']:.3f} | "
+                     f"{r['circor2022 annotated clean']:.3f} / {r['circor2022 marked noisy']:.3f} | "
+                     f"{r['set_b annotated clean']:.3f} / {r['set_b marked noisy']:.3f} | {r['training-a']:.3f} | "
+                     f"{r['training-b']:.3f} | {r['training-e']:.3f} | {r['Se']:.3f} | {r['Sp']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
