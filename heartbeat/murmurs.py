@@ -16,10 +16,14 @@ What each sound is, and where the description comes from:
   (early diastolic), heard with the diaphragm along the left sternal border; mostly above ~150 Hz (its
   energy reaches several hundred Hz: within the model's 25-400 Hz band). Bates' (ibid.); Tavel, "Cardiac
   auscultation: a glorious past - and it does have a future!", Circulation 2006;113:1255-9.
-- Loudness: Levine's grades I-VI are heard, not measured; here grade g is a murmur whose RMS over the
-  stretch it sounds in sits GRADE_DB[g] below the RMS of S1 and S2 in the same recording (grade I barely
-  above a quiet diastole, IV nearly as loud as the heart sounds). This mapping is an assumption, chosen so
-  that grade I sits near the level of CirCor's soft systolic murmurs (describe.py: ~6-12 dB above diastole).
+- Loudness: Levine's grades are heard, not measured; here grade g is a murmur whose RMS over the stretch it
+  sounds in sits GRADE_DB[g] below the RMS of S1 and S2 in the same recording (the model's 25-400 Hz band),
+  6 dB a grade. Anchored on real murmurs (scripts/murmur_levels.py, reports/murmur_levels.md): CirCor's
+  annotated grade II/VI systolic murmurs, recorded where they were most audible, sit at a median -13.4 dB by
+  the same measure (`murmur_level_db`), so grade II is -14 dB. Levine's scale is the same for diastolic
+  murmurs, and a low rumble must be physically louder than a systolic murmur to be heard as loud, so this errs
+  quiet for mitral stenosis. (Until 2026-12-07 the scale was assumed, 6 dB quieter: grade II at -20 dB lay
+  under the diastolic sound of most recordings, and 6.5 dB below CirCor's real grade I murmurs.)
 - Atrial fibrillation (common with MS): the real cycles re-timed, each diastole cut or stretched at random
   (irregularly irregular), and no presystolic accentuation. The same re-timing with a smooth swing
   (`breathing`) makes the regular rhythm a child breathes with: the rhythm check must call it regular.
@@ -33,7 +37,7 @@ from .beats import FRAME_RATE, cycle_bounds
 
 KINDS = ("mitral_stenosis", "aortic_regurgitation")
 GRADES = (1, 2, 3, 4)
-GRADE_DB = {1: -26.0, 2: -20.0, 3: -14.0, 4: -8.0}
+GRADE_DB = {1: -20.0, 2: -14.0, 3: -8.0, 4: -2.0}
 OPENING_SNAP_S = (0.04, 0.12)          # after S2's onset (A2)
 BREATH_SWING = (0.03, 0.08)            # sinus arrhythmia: the interval's swing with the breath (share of it)
 BREATH_BEATS = (3.0, 6.0)              # beats per breath
@@ -41,6 +45,32 @@ BREATH_BEATS = (3.0, 6.0)              # beats per breath
 
 class NoCycles(Exception):
     """Too few whole heart cycles in a recording to place a murmur in."""
+
+
+def heart_band(x: np.ndarray, rate: int) -> np.ndarray:
+    """`x` through the model's 25-400 Hz band: where a grade's level is set and measured."""
+    return signal.sosfilt(signal.butter(2, (25, 400), "bandpass", fs=rate, output="sos"), x)
+
+
+def annotated_power(banded: np.ndarray, rate: int, segments, state: str, middle: float = 1.0) -> float:
+    """Mean power of `banded` (heart_band's output) over the middle `middle` share of every annotated segment
+    in `state` (datasets.circor_segments: "S1", "systole", "S2" or "diastole"); NaN without one."""
+    total, n = 0.0, 0
+    for a, b in segments.loc[segments["state"] == state, ["start_s", "end_s"]].to_numpy():
+        i, j = int((a + (b - a) * (1 - middle) / 2) * rate), int((b - (b - a) * (1 - middle) / 2) * rate)
+        if i < j <= len(banded):
+            total, n = total + float(np.sum(banded[i:j] ** 2)), n + j - i
+    return total / n if n else float("nan")
+
+
+def murmur_level_db(audio: np.ndarray, rate: int, segments) -> float:
+    """A real systolic murmur's level as GRADE_DB places a synthetic one: its power through mid-systole (the
+    middle 60% of systole, less the middle of diastole's, which is the recording's own background) over the
+    mean power of S1 and S2, in dB (-60 where systole is no louder than diastole)."""
+    x = heart_band(np.asarray(audio, np.float64), rate)
+    sounds = (annotated_power(x, rate, segments, "S1") + annotated_power(x, rate, segments, "S2")) / 2
+    excess = annotated_power(x, rate, segments, "systole", 0.6) - annotated_power(x, rate, segments, "diastole", 0.5)
+    return float(10 * np.log10(max(excess, 1e-6 * sounds) / sounds))
 
 
 def sample_cycles(states: np.ndarray, rate: int, length: int) -> np.ndarray:
@@ -110,8 +140,8 @@ def add_murmur(audio: np.ndarray, rate: int, states: np.ndarray, kind: str, grad
     x = np.asarray(audio, np.float64).copy()
     if fibrillation:
         x, cycles = irregular(x, cycles, rng)
-    # The heart sounds' level: RMS over S1 and S2 (after the band-pass every feature starts from).
-    heart = signal.sosfilt(signal.butter(2, (25, 400), "bandpass", fs=rate, output="sos"), x)
+    # The heart sounds' level: RMS over S1 and S2 (in the band every feature starts from).
+    heart = heart_band(x, rate)
     sounds = np.concatenate([heart[a:b] for c in cycles for a, b in ((c[0], c[1]), (c[2], c[3]))])
     level = np.sqrt(np.mean(sounds ** 2)) * 10 ** (GRADE_DB[grade] / 20)
     murmur = np.zeros_like(x)

@@ -234,11 +234,14 @@ def report(held: pd.DataFrame, inputs: str = "shipped") -> list[str]:
               "(`--inputs all`, `reports/diastolic_contrast.md`): mitral stenosis grade II+ 0.74, but half of "
               "training-f's real normals reached its cut when training-f was never heard (late diastole holds S1's "
               "onset where the segmenter places S1 late, and the heart sounds as reference carry the device). "
-              "Each of those figures is one network's, from one seed. Shipped until the evening of 2026-12-06: one network (seed 0), "
+              "Each of those figures is one network's, from one seed, and all of them until here were measured on the "
+              "grade scale assumed until 2026-12-07 (6 dB quieter; murmurs.py). Shipped until the evening of 2026-12-06: one network (seed 0), "
               "taught grade I murmurs too: mitral stenosis grade II+ 0.70, aortic regurgitation 0.90 on the rows made "
               "before the FFT change (dsp.rfft); on the rows as made now seeds 0-7 of that recipe heard 0.59-0.67 (mean 0.63; `--seeds 3 --min-grade "
-              f"1`). Now {len(SEEDS)} networks' logits averaged, taught grade {MIN_GRADE} and up only (what is above; "
-              "seeds 5-9 instead: mitral stenosis grade II+ 0.73 as well).", ""]
+              f"1`). Then {len(SEEDS)} networks' logits averaged, taught grade {MIN_GRADE} and up only: 0.73 on that scale "
+              "(seeds 0-4 and 5-9 alike). Since 2026-12-07 the grades are anchored on CirCor's real murmurs "
+              "(reports/murmur_levels.md) and the same recipe is refitted on them (what is above; seeds 5-9 instead: mitral "
+              "stenosis grade II+ 0.85, aortic regurgitation 0.93; taught grade I too, seeds 0-4: 0.84 and 0.93).", ""]
 
     real = held[(held["kind"] == "none") & ~held["chain"]]
     net = _network(real)
