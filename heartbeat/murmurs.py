@@ -19,11 +19,11 @@ What each sound is, and where the description comes from:
 - Loudness: Levine's grades are heard, not measured; here grade g is a murmur whose RMS over the stretch it
   sounds in sits GRADE_DB[g] below the RMS of S1 and S2 in the same recording (the model's 25-400 Hz band),
   6 dB a grade. Anchored on real murmurs (scripts/murmur_levels.py, reports/murmur_levels.md): CirCor's
-  annotated grade II/VI systolic murmurs, recorded where they were most audible, sit at a median -13.4 dB by
+  annotated grade II/VI systolic murmurs, recorded where they were most audible, sit at a median -13.1 dB by
   the same measure (`murmur_level_db`), so grade II is -14 dB. Levine's scale is the same for diastolic
   murmurs, and a low rumble must be physically louder than a systolic murmur to be heard as loud, so this errs
   quiet for mitral stenosis. (Until 2026-12-07 the scale was assumed, 6 dB quieter: grade II at -20 dB lay
-  under the diastolic sound of most recordings, and 6.5 dB below CirCor's real grade I murmurs.)
+  under the diastolic sound of most recordings, and 6.4 dB below CirCor's real grade I murmurs.)
 - Atrial fibrillation (common with MS): the real cycles re-timed, each diastole cut or stretched at random
   (irregularly irregular), and no presystolic accentuation. The same re-timing with a smooth swing
   (`breathing`) makes the regular rhythm a child breathes with: the rhythm check must call it regular.
@@ -63,12 +63,17 @@ def annotated_power(banded: np.ndarray, rate: int, segments, state: str, middle:
     return total / n if n else float("nan")
 
 
+def sounds_power(banded: np.ndarray, rate: int, segments) -> float:
+    """The mean power of the annotated S1 and S2 (heart_band's output): what a grade is set against."""
+    return (annotated_power(banded, rate, segments, "S1") + annotated_power(banded, rate, segments, "S2")) / 2
+
+
 def murmur_level_db(audio: np.ndarray, rate: int, segments) -> float:
     """A real systolic murmur's level as GRADE_DB places a synthetic one: its power through mid-systole (the
     middle 60% of systole, less the middle of diastole's, which is the recording's own background) over the
     mean power of S1 and S2, in dB (-60 where systole is no louder than diastole)."""
     x = heart_band(np.asarray(audio, np.float64), rate)
-    sounds = (annotated_power(x, rate, segments, "S1") + annotated_power(x, rate, segments, "S2")) / 2
+    sounds = sounds_power(x, rate, segments)
     excess = annotated_power(x, rate, segments, "systole", 0.6) - annotated_power(x, rate, segments, "diastole", 0.5)
     return float(10 * np.log10(max(excess, 1e-6 * sounds) / sounds))
 

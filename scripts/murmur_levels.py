@@ -39,8 +39,8 @@ def recordings() -> pd.DataFrame:
 
 def db_over_sounds(x: np.ndarray, segments, state: str, middle: float) -> float:
     """Mean power of `x` (heart band) over the middle of `state` against that of S1 and S2, dB."""
-    sounds = (M.annotated_power(x, SAMPLE_RATE, segments, "S1") + M.annotated_power(x, SAMPLE_RATE, segments, "S2")) / 2
-    return float(10 * np.log10(M.annotated_power(x, SAMPLE_RATE, segments, state, middle) / sounds))
+    return float(10 * np.log10(M.annotated_power(x, SAMPLE_RATE, segments, state, middle)
+                               / M.sounds_power(x, SAMPLE_RATE, segments)))
 
 
 def real_levels(rec: pd.DataFrame) -> pd.DataFrame:
@@ -63,8 +63,7 @@ def synthetic_levels(rec: pd.DataFrame, n: int = 40) -> pd.DataFrame:
         seg = circor_segments(r.path)
         prepared = prepare(load_audio(r.path, SAMPLE_RATE), model.features, model.segmenter)
         base = np.asarray(prepared.audio, np.float64)
-        sounds = (M.annotated_power(M.heart_band(base, SAMPLE_RATE), SAMPLE_RATE, seg, "S1")
-                  + M.annotated_power(M.heart_band(base, SAMPLE_RATE), SAMPLE_RATE, seg, "S2")) / 2
+        sounds = M.sounds_power(M.heart_band(base, SAMPLE_RATE), SAMPLE_RATE, seg)
         for kind in M.KINDS:
             for grade in M.GRADES:
                 y = M.add_murmur(prepared.audio, SAMPLE_RATE, prepared.beats.states, kind, grade,
