@@ -25,8 +25,8 @@ from .dsp import rfft
 
 FALSE_ALARMS = 0.01     # the share of a fitting database's real normals the cut lets through, at most
 # Where S1/S2 stand no more than this far above the sound of diastole (beats.contrast_db), a rumble is lost under
-# that sound: held out, the listener heard mitral stenosis of grade II in 0.61 of such copies and grade III in 0.88
-# (0.74-0.98 and 0.94-0.99 above; reports/diastolic_listener.md, grades anchored on real murmurs). A "normal"
+# that sound: held out, the listener heard mitral stenosis of grade II in 0.65 of such copies and grade III in 0.90
+# (0.77-0.98 and 0.94-1.00 above; reports/diastolic_listener.md, grades anchored on real murmurs). A "normal"
 # answer there says so, since it cannot vouch for diastole.
 MASKED_BELOW_DB = 10.0
 MASKED_NOTE = ("the sound between the beats is loud here, so a soft diastolic murmur (the rumble of mitral stenosis) "
