@@ -17,7 +17,7 @@ import numpy as np
 from .artifacts import screen
 from .audio import AudioError, load_audio
 from .describe import describe, profile_of
-from .diastolic import MASKED_NOTE, listener_input, masked, spectral_contrast
+from .diastolic import MASKED_NOTE, UNCHECKED_NOTE, listener_input, masked, spectral_contrast
 from .features import model_input
 from .frontend import Prepared, judged_part, prepare
 from .model import HeartModel, load_model
@@ -91,8 +91,11 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
         label, confidence = "abnormal", model.diastolic.probability(heard_in)
     kind = describe(prepared, model.describer, label == "abnormal", profile, bool(rumble))
     notes = [common["caution"]] if common["caution"] else []
-    if model.diastolic is not None and label == "normal" and masked(beats.contrast_db):
-        notes.append(MASKED_NOTE)
+    if model.diastolic is not None and label == "normal":
+        if rumble is None:              # the listener could not profile diastole: it did not listen
+            notes.append(UNCHECKED_NOTE)
+        elif masked(beats.contrast_db):
+            notes.append(MASKED_NOTE)
     if screened.heard:
         notes.append(f"{screened.heard} heard in part of the recording: that part was left out")
         # An abnormal answer from a recording that held artifacts is never called good: what the detector

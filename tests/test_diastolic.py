@@ -140,3 +140,19 @@ def test_a_normal_answer_says_when_diastole_is_too_loud_to_hear_a_rumble(model, 
         finally:
             model.diastolic = shipped
         assert r.label == "abnormal" and MASKED_NOTE not in (r.caution or "")
+
+
+def test_a_normal_answer_says_when_the_listener_could_not_check_diastole(model, table, normals):
+    """A fast heart whose diastole is too short to profile (a real CirCor recording at ~135 bpm the network calls
+    normal): the listener abstains, and the normal answer says that a diastolic murmur could be missed there;
+    where the listener did listen (the fixture's normals), it does not."""
+    from heartbeat.diastolic import MASKED_NOTE, UNCHECKED_NOTE
+    path = table.loc[table["path"].str.endswith("49853_MV.flac"), "path"].iloc[0]
+    r = decide(prepare(read(path, model), model.features, model.segmenter), model)
+    assert r.heart_rate_bpm > 120 and r.diastolic_heard is None, (r.heart_rate_bpm, r.diastolic_heard)
+    assert r.label == "normal" and UNCHECKED_NOTE in (r.caution or ""), r.caution
+    assert MASKED_NOTE not in (r.caution or "")
+    assert "mitral stenosis" in " ".join(details(r.to_dict()))
+    for prepared in normals:
+        checked = decide(prepared, model)
+        assert checked.diastolic_heard is False and UNCHECKED_NOTE not in (checked.caution or "")
