@@ -32,9 +32,9 @@ MASKED_BELOW_DB = 10.0
 MASKED_NOTE = ("the sound between the beats is loud here, so a soft diastolic murmur (the rumble of mitral stenosis) "
                "could be missed: if that is a concern, record again somewhere quieter")
 # Where fewer than three whole cycles can be profiled the listener abstains (None): a recording of very few beats,
-# or, in the shared data, a fast heart whose diastole is too short to profile (13 of CirCor's 260 normal answers,
-# all at 133-136 bpm; held out, mitral stenosis copies of grade II+ over 130 bpm were heard in 0.43). A normal
-# answer says that diastole went unchecked.
+# or a heart so fast that even a one-frame margin does not fit its diastole (MIN_MARGIN_FRAMES; on the shared data
+# 1 of 1,944 normal answers, a CirCor child at 151 bpm; 16 with the full margin, 13 of them CirCor's at 133-136 bpm).
+# A normal answer says that diastole went unchecked.
 UNCHECKED_NOTE = ("the sound between the beats could not be checked (the heartbeat is too fast, or too few whole beats "
                   "were recorded), so a diastolic murmur (the rumble of mitral stenosis) could be missed: if that is a "
                   "concern, record again for longer, when the heart rate is lower")
@@ -45,6 +45,7 @@ UNCHECKED_NOTE = ("the sound between the beats could not be checked (the heartbe
 SPECTRUM_EDGES_HZ = (25, 40, 55, 70, 85, 100, 130, 160, 200, 250, 320, 400)
 FFT_S = 0.064
 MARGIN_FRAMES = 2          # frames kept clear of each phase's ends, so a 64 ms frame holds no S1 or S2
+MIN_MARGIN_FRAMES = 1      # ... where the cycle allows it; at one frame a 64 ms Hann frame reaches 2 ms into S1 or S2
 THIRDS = 3                 # diastole in early / mid / late: AR starts early, MS's presystolic accentuation is late
 CONTRAST_QUANTILES = (20, 50, 80)   # over cycles: a murmur sounds in every cycle, noise comes and goes
 # What the listener reads of it: mid-diastole against mid-systole. The profile misses a rumble that fills diastole
@@ -74,8 +75,12 @@ def spectral_contrast(cleaned: np.ndarray, sample_rate: int, states: np.ndarray 
     `min_cycles` whole cycles."""
     c = cycle_bounds(states)
     power = band_powers(cleaned, sample_rate)
-    m = MARGIN_FRAMES
-    c = c[(c[:, 4] <= len(power)) & (c[:, 2] - c[:, 1] > 2 * m) & (c[:, 4] - c[:, 3] >= 2 * m + THIRDS)]
+    # The margin shrinks to one frame in a cycle too short for MARGIN_FRAMES: over ~130 bpm the segmenter's diastole
+    # is 5-6 frames, and with the full margin such hearts went unprofiled (held out, mitral stenosis of grade II+
+    # over 130 bpm was heard in 0.43 of copies; with this, 0.66: reports/diastolic_listener.md).
+    m = np.minimum(MARGIN_FRAMES, np.minimum((c[:, 4] - c[:, 3] - THIRDS) // 2, (c[:, 2] - c[:, 1] - 1) // 2))
+    keep = (c[:, 4] <= len(power)) & (m >= MIN_MARGIN_FRAMES)
+    c, m = c[keep], m[keep, None]
     if len(c) < min_cycles:
         return None
     cum = np.concatenate([np.zeros((1, power.shape[1])), np.cumsum(power, axis=0)])
@@ -84,7 +89,7 @@ def spectral_contrast(cleaned: np.ndarray, sample_rate: int, states: np.ndarray 
         return (cum[b] - cum[a]) / (b - a)[:, None]
 
     tiny = 1e-12 * power.mean() + 1e-30
-    systole = mean(c[:, 1] + m, c[:, 2] - m) + tiny
+    systole = mean(c[:, 1] + m[:, 0], c[:, 2] - m[:, 0]) + tiny
     sounds = 0.5 * (mean(c[:, 0], c[:, 1]) + mean(c[:, 2], c[:, 3])) + tiny
     edges = c[:, 3:4] + m + ((c[:, 4:5] - c[:, 3:4] - 2 * m) * np.arange(THIRDS + 1)) // THIRDS
     thirds = np.stack([mean(edges[:, k], edges[:, k + 1]) + tiny for k in range(THIRDS)], axis=1)

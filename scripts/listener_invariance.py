@@ -59,10 +59,13 @@ def main(argv=None) -> int:
             for name, listener in listeners.items():
                 margins = [listener.score(z) - listener.cut for z in inputs if z is not None]
                 if margins:
-                    spreads[name].append((min(margins), max(margins)))
+                    spreads[name].append((min(margins), max(margins), path))
     for name, rows in spreads.items():
-        low, high = np.array(rows).T
+        low, high = np.array([r[:2] for r in rows]).T
         flips = int(np.sum((low < 0) & (high >= 0)))
+        for lo, hi, path in rows:
+            if lo < 0 <= hi:
+                print(f"  {name}: verdict differs for {path}: logit - cut {lo:+.2f} to {hi:+.2f}")
         print(f"{name}: {len(rows)} recordings; logit spread across copies median {np.median(high - low):.3f}, "
               f"90th percentile {np.percentile(high - low, 90):.3f}; verdict differs between copies in {flips}; "
               f"heard in some copy {int(np.sum(high >= 0))}")

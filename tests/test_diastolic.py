@@ -142,17 +142,34 @@ def test_a_normal_answer_says_when_diastole_is_too_loud_to_hear_a_rumble(model, 
         assert r.label == "abnormal" and MASKED_NOTE not in (r.caution or "")
 
 
-def test_a_normal_answer_says_when_the_listener_could_not_check_diastole(model, table, normals):
-    """A fast heart whose diastole is too short to profile (a real CirCor recording at ~135 bpm the network calls
-    normal): the listener abstains, and the normal answer says that a diastolic murmur could be missed there;
-    where the listener did listen (the fixture's normals), it does not."""
-    from heartbeat.diastolic import MASKED_NOTE, UNCHECKED_NOTE
+def test_a_fast_heart_is_checked(model, table):
+    """A real CirCor recording at ~135 bpm the network calls normal: its diastole (5-6 of the segmenter's 20 ms
+    frames) is profiled with a narrower margin, so the listener listens and the answer carries no
+    unchecked-diastole caution (with the full margin it abstained: 13 of CirCor's normal answers did)."""
+    from heartbeat.diastolic import UNCHECKED_NOTE
     path = table.loc[table["path"].str.endswith("49853_MV.flac"), "path"].iloc[0]
     r = decide(prepare(read(path, model), model.features, model.segmenter), model)
-    assert r.heart_rate_bpm > 120 and r.diastolic_heard is None, (r.heart_rate_bpm, r.diastolic_heard)
-    assert r.label == "normal" and UNCHECKED_NOTE in (r.caution or ""), r.caution
-    assert MASKED_NOTE not in (r.caution or "")
-    assert "mitral stenosis" in " ".join(details(r.to_dict()))
+    assert r.heart_rate_bpm > 120 and r.diastolic_heard is not None, (r.heart_rate_bpm, r.diastolic_heard)
+    assert UNCHECKED_NOTE not in (r.caution or "")
+
+
+def test_a_normal_answer_says_when_the_listener_could_not_check_diastole(model, normals):
+    """The first 3 s (the shortest recording accepted) of real normals: where the network calls such a clip normal,
+    the answer says that a diastolic murmur could be missed exactly when the listener abstained (fewer than three
+    whole cycles to profile), and the whole recordings, which it did check, do not say so."""
+    from heartbeat.audio import MIN_SECONDS
+    from heartbeat.diastolic import MASKED_NOTE, UNCHECKED_NOTE
+    said = 0
     for prepared in normals:
         checked = decide(prepared, model)
         assert checked.diastolic_heard is False and UNCHECKED_NOTE not in (checked.caution or "")
+        short = prepared.audio[: int(MIN_SECONDS * prepared.sample_rate)]
+        r = decide(prepare(short, model.features, model.segmenter, rate=prepared.sample_rate), model)
+        if r.label != "normal":
+            continue
+        assert (UNCHECKED_NOTE in (r.caution or "")) == (r.diastolic_heard is None), (r.diastolic_heard, r.caution)
+        if r.diastolic_heard is None:
+            assert MASKED_NOTE not in (r.caution or "")
+            assert "mitral stenosis" in " ".join(details(r.to_dict()))
+            said += 1
+    assert said >= 1, said
