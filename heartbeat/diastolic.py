@@ -3,7 +3,8 @@ regurgitation, which the network barely hears (the shared data hold 4 diastolic 
 
 It reads the cycle profile the murmur describer reads (describe.cycle_profile: each band's level through
 systole and diastole and at S1 and S2, relative to the cycle's quietest diastolic stretch) and, beside it, how much
-louder mid-diastole is than mid-systole in each band (`spectral_contrast`), and scores them with
+louder mid-diastole is than mid-systole in each band (`spectral_contrast`) and the rate of those cycles
+(`cycle_rate_bpm`), and scores them with
 small networks (one hidden layer each, their logits averaged; plain JSON like the segmenter's) fitted by scripts/fit_diastolic.py on
 synthetic diastolic murmurs (murmurs.py) placed into real normal recordings of every database, against those
 same normals (clean and through another device's chain). Its cut is set on real normals only: at most
@@ -97,13 +98,31 @@ def spectral_contrast(cleaned: np.ndarray, sample_rate: int, states: np.ndarray 
     return np.percentile(db, CONTRAST_QUANTILES, axis=0)
 
 
-def listener_input(profile: np.ndarray | None, contrast: np.ndarray | None) -> np.ndarray | None:
-    """What the listener reads: the cycle profile and mid-diastole against mid-systole (READ_THIRD,
-    AGAINST_SYSTOLE of `spectral_contrast`); None when either is missing (too few whole cycles)."""
-    if profile is None or contrast is None:
+def cycle_rate_bpm(states: np.ndarray | None) -> float | None:
+    """The heart rate of the whole cycles the contrast is read over (their median length); None without any."""
+    c = cycle_bounds(states)
+    return None if len(c) == 0 else float(60 * FRAME_RATE / np.median(c[:, 4] - c[:, 0]))
+
+
+def listener_input(profile: np.ndarray | None, contrast: np.ndarray | None,
+                   rate_bpm: float | None) -> np.ndarray | None:
+    """What the listener reads: the cycle profile, mid-diastole against mid-systole (READ_THIRD, AGAINST_SYSTOLE of
+    `spectral_contrast`) and the rate of the cycles they come from; None when one is missing (too few whole cycles).
+    The rate, since a fast heart's diastole is a few frames read with a narrower margin, where the segmenter's S1/S2
+    call is also less sure: held out, with it the listener's false alarms on an unseen device held steadier across
+    seeds (fit_diastolic.py says how much)."""
+    if profile is None or contrast is None or rate_bpm is None:
         return None
     contrast = np.asarray(contrast, float).reshape(len(CONTRAST_QUANTILES), THIRDS, 2, -1)
-    return np.r_[np.asarray(profile, float), contrast[:, READ_THIRD, AGAINST_SYSTOLE].ravel()]
+    return np.r_[np.asarray(profile, float), contrast[:, READ_THIRD, AGAINST_SYSTOLE].ravel(), rate_bpm]
+
+
+def input_of(prepared, profile: np.ndarray | None) -> np.ndarray | None:
+    """`listener_input` of a prepared recording (frontend.Prepared) whose cycle profile is `profile`
+    (describe.profile_of)."""
+    states = prepared.beats.states
+    return listener_input(profile, spectral_contrast(prepared.cleaned, prepared.sample_rate, states),
+                          cycle_rate_bpm(states))
 
 
 def masked(contrast_db: float) -> bool:

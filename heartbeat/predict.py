@@ -17,7 +17,7 @@ import numpy as np
 from .artifacts import screen
 from .audio import AudioError, load_audio
 from .describe import describe, profile_of
-from .diastolic import MASKED_NOTE, UNCHECKED_NOTE, listener_input, masked, spectral_contrast
+from .diastolic import MASKED_NOTE, UNCHECKED_NOTE, input_of, masked
 from .features import model_input
 from .frontend import Prepared, judged_part, prepare
 from .model import HeartModel, load_model
@@ -84,8 +84,7 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     beats = prepared.beats
     # The diastolic listener can only raise an answer: the network barely hears a diastolic rumble.
     profile = profile_of(prepared) if model.diastolic is not None or label == "abnormal" else None
-    heard_in = None if model.diastolic is None else \
-        listener_input(profile, spectral_contrast(prepared.cleaned, prepared.sample_rate, beats.states))
+    heard_in = None if model.diastolic is None else input_of(prepared, profile)
     rumble = model.diastolic.heard(heard_in) if model.diastolic is not None else None
     if rumble and label == "normal":
         label, confidence = "abnormal", model.diastolic.probability(heard_in)

@@ -23,7 +23,7 @@ from heartbeat.audio import load_audio                                      # no
 from heartbeat.augment import as_uploaded                                   # noqa: E402
 from heartbeat.datasets import load_table                                   # noqa: E402
 from heartbeat.describe import profile_of                                   # noqa: E402
-from heartbeat.diastolic import DiastolicListener, listener_input, spectral_contrast  # noqa: E402
+from heartbeat.diastolic import DiastolicListener, input_of                         # noqa: E402
 from heartbeat.frontend import prepare                                      # noqa: E402
 from heartbeat.model import load_model                                      # noqa: E402
 from heartbeat.predict import read                                          # noqa: E402
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                 out = Path(tmp, "copy.wav")
                 sf.write(out, np.clip(y, -1, 1), rate, subtype="PCM_16")
                 p = prepare(read(out, model), model.features, model.segmenter)
-                inputs.append(listener_input(profile_of(p), spectral_contrast(p.cleaned, p.sample_rate, p.beats.states)))
+                inputs.append(input_of(p, profile_of(p)))
             for name, listener in listeners.items():
                 margins = [listener.score(z) - listener.cut for z in inputs if z is not None]
                 if margins:

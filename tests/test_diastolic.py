@@ -86,7 +86,7 @@ def test_mid_diastole_against_mid_systole_hears_a_rumble_and_is_what_the_listene
     """diastolic.spectral_contrast on real normal recordings: a grade III mitral rumble lifts mid-diastole's
     40-100 Hz power against mid-systole's (median over cycles) by several dB, an aortic regurgitation lifts early
     diastole above 130 Hz, and the clean recordings' diastole is no louder than their systole there. The bundle's
-    listener reads the profile and that mid-diastolic row (listener_input), nothing else."""
+    listener reads the profile, that mid-diastolic row and the cycles' rate (listener_input), nothing else."""
     from heartbeat import diastolic as Dz
     from heartbeat.describe import profile_of
     bands = np.asarray(Dz.SPECTRUM_EDGES_HZ[:-1])
@@ -101,7 +101,7 @@ def test_mid_diastole_against_mid_systole_hears_a_rumble_and_is_what_the_listene
     for i, prepared in enumerate(normals):
         base = contrast(prepared)
         assert base is not None and base.shape == (len(Dz.CONTRAST_QUANTILES), Dz.THIRDS, 2, len(bands))
-        x = Dz.listener_input(profile_of(prepared), base)
+        x = Dz.listener_input(profile_of(prepared), base, Dz.cycle_rate_bpm(prepared.beats.states))
         assert x.shape == (len(model.diastolic.mean),)
         clean_mid.append(base[median, 1, systole, low].mean())
         for kind in M.KINDS:
@@ -115,7 +115,8 @@ def test_mid_diastole_against_mid_systole_hears_a_rumble_and_is_what_the_listene
     assert np.median(clean_mid) <= 1.0, clean_mid
     assert np.median(lifted["mitral_stenosis"]) >= 3.0, lifted
     assert np.median(lifted["aortic_regurgitation"]) >= 3.0, lifted
-    assert Dz.listener_input(None, base) is None and Dz.listener_input(profile_of(normals[0]), None) is None
+    assert Dz.listener_input(None, base, 70.0) is None and Dz.listener_input(profile_of(normals[0]), None, 70.0) is None
+    assert np.allclose(x, Dz.input_of(normals[-1], profile_of(normals[-1])))
 
 
 def test_a_normal_answer_says_when_diastole_is_too_loud_to_hear_a_rumble(model, normals):
