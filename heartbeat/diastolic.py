@@ -99,7 +99,7 @@ def spectral_contrast(cleaned: np.ndarray, sample_rate: int, states: np.ndarray 
 
 
 def cycle_rate_bpm(states: np.ndarray | None) -> float | None:
-    """The heart rate of the whole cycles the contrast is read over (their median length); None without any."""
+    """The heart rate of the recording's whole cycles (their median length); None without any."""
     c = cycle_bounds(states)
     return None if len(c) == 0 else float(60 * FRAME_RATE / np.median(c[:, 4] - c[:, 0]))
 
