@@ -50,7 +50,7 @@ PATIENCE = 20
 # Ten of them, from ten seeds, their logits averaged: one network's held-out mitral stenosis grade II+ swung with
 # its seed from 0.59 to 0.67 (eight seeds, mean 0.63, taught grade I too), as its cut sits in the tail of the real
 # normals' scores; five together at PATIENCE 20 heard 0.87-0.91 by seed set, ten 0.90 and 0.89 (seeds 0-9, 10-19;
-# README).
+# README); with the cycles' rate as input, ten 0.92 and 0.89 (reports/diastolic_listener.md).
 SEEDS = range(10)
 # Murmurs of grade I are not taught as murmurs: set 26 dB below S1/S2, they lie under diastole's own sound in most
 # recordings (reports/diastolic_listener.md, by contrast_db), so labelled "murmur" they taught the listener to call
