@@ -58,7 +58,7 @@ class Beats:
 
 # ---------------------------------------------------------------- frame features ----
 
-def _frames(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
+def frames_of(clean_audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """(n, 2*hop) overlapping frames, frame i centred at (i + 0.5) / FRAME_RATE seconds."""
     hop = sample_rate // FRAME_RATE
     n = len(clean_audio) // hop
@@ -90,7 +90,7 @@ def envelope(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None 
 def frame_features(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
     recording, or over the `kept` frames only: a boolean per frame, some true), and the Shannon envelope."""
-    frames = _frames(clean_audio, sample_rate)
+    frames = frames_of(clean_audio, sample_rate)
     power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
@@ -279,7 +279,7 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     states, best = best_cycle(log_p, list(candidates), seg)
     s1, s2 = _centres(states, 0), _centres(states, 2)
     # Diastole is quiet in a clean recording (systolic murmurs do not reach it); noise fills it.
-    energy = 10 * np.log10(np.mean(_frames(clean_audio, sample_rate) ** 2, axis=1) + 1e-12)[: len(states)]
+    energy = 10 * np.log10(np.mean(frames_of(clean_audio, sample_rate) ** 2, axis=1) + 1e-12)[: len(states)]
     energy, inner = np.maximum(energy, energy.max() - FLOOR_DB)[ends:len(states) - ends], states[ends:len(states) - ends]
     sounds, diastole = energy[(inner == 0) | (inner == 2)], energy[inner == 3]
     contrast = float(np.median(sounds) - np.median(diastole)) if len(sounds) and len(diastole) else 0.0

@@ -9,9 +9,11 @@ phone's hiss, a 44.1 kHz file's treble) cannot change the answer: the same heart
 answer whatever the file's sample rate. Two hard rules give the plainest reasons (no sound in the heart
 band, clipping); then boosted trees, fitted by scripts/quality_gate.py on heart recordings of every
 database against many kinds of non-heart audio, give the presence score. When presence fails, the
-measurement most unlike heart recordings names the reason. "Noisy" is one interpretable measurement:
-the heart sounds stand less than NOISY_BELOW_DB above the sound between beats. The trees and the
-cut live in the model bundle (quality.json), as plain JSON.
+measurement most unlike heart recordings names the reason. A third rule, after the trees, refuses a sound
+whose level hardly rises and falls (a fan, a ventilation whoosh): heart sounds swing the level with every
+beat, and trees asked about a kind of steady sound they never heard may find a heart in it. "Noisy" is one
+interpretable measurement: the heart sounds stand less than NOISY_BELOW_DB above the sound between beats.
+The trees and the cuts live in the model bundle (quality.json), as plain JSON.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .beats import EDGE_FRAMES, frames_of
 from .dsp import analytic_envelope, butter, irfft, median_filter, next_fast_len, rfft, sosfiltfilt
 from .frontend import Prepared
 
@@ -32,12 +35,13 @@ SPECTRUM_HZ = (20.0, 800.0)   # what every input at 2 kHz holds, clear of the re
 # The measurements the trees use, in order. None depends on the recording's level (which only the
 # silence rule reads): the same heart sound, louder or quieter, gets the same answer.
 MEASUREMENTS = ("periodicity", "cycle_fit", "contrast_db", "heart_band", "flatness", "tonality", "peakiness",
-                "impulsiveness", "voicing")
+                "impulsiveness", "voicing", "low_sounds_db")
 # How presence may move with each measurement (+1 only up, -1 only down, 0 free): a heart sound is
 # periodic, fits the S1/S2 cycle and lives low in the spectrum; noise is flat, hum and tones are lines.
 # Constraints keep the trees from carving pockets of "heart" where no heart sound could be, which is what
 # generalises to kinds of audio never heard in fitting.
-MONOTONIC = {"periodicity": 1, "cycle_fit": 1, "heart_band": 1, "flatness": -1, "peakiness": -1, "voicing": -1}
+MONOTONIC = {"periodicity": 1, "cycle_fit": 1, "heart_band": 1, "flatness": -1, "peakiness": -1, "voicing": -1,
+             "low_sounds_db": 1}
 # What a measurement means for a clinician when it is what failed the recording, and which way it must lie
 # from real heart recordings to mean that (+1: above them, -1: below). Tonality feeds the trees but makes a
 # poor explanation, so it never names the reason.
@@ -58,18 +62,25 @@ EXPLANATIONS = {
 }
 REASONS = {"silent": "the recording is silent in the heart-sound range: place the stethoscope or microphone "
                      "firmly on the chest",
-           "clipped": "the recording is overdriven (clipping): lower the input volume and record again"}
+           "clipped": "the recording is overdriven (clipping): lower the input volume and record again",
+           "steady": "only a steady sound (noise or a hum) was heard: no heart sounds rise and fall with the beats"}
 # The cause each reason names, in the six a clinician can act on (and clipping): what the gate's report and
 # tests hold each non-heart kind's reasons to.
 CAUSES = {EXPLANATIONS["periodicity"]: "no heart sounds", EXPLANATIONS["cycle_fit"]: "no heart sounds",
           EXPLANATIONS["impulsiveness"]: "no heart sounds", EXPLANATIONS["contrast_db"]: "noise",
           EXPLANATIONS["flatness"]: "noise", EXPLANATIONS["heart_band"]: "sound above the heart band",
           EXPLANATIONS["voicing"]: "a voice, music or a tone", EXPLANATIONS["peakiness"]: "tone or hum",
-          REASONS["silent"]: "silence", REASONS["clipped"]: "clipping"}
+          REASONS["silent"]: "silence", REASONS["clipped"]: "clipping", REASONS["steady"]: "noise"}
 NOISY_CAUTION = "noisy recording: judge with caution, record again if you can"
 # Noisy: S1 and S2 stand less than 6 dB (twice the amplitude) above the sound of diastole. A stated cut,
 # not a fitted one: the databases' own noise labels are too weak to fit it on (reports/quality_gate.md).
 NOISY_BELOW_DB = 6.0
+# The frames' bands for low_sounds_db (Hz): S1 and S2 carry most of their power below 100 Hz, so in a heart
+# recording one of the first two is the loudest; rubbing, speech, clicks and hiss are loudest above.
+SOUND_BANDS_HZ = ((25, 50), (50, 100), (100, 200), (200, 400), (400, 700))
+LOW_BANDS = 2
+NO_SOUNDS_DB = -30.0      # low_sounds_db where the segmenter found no S1 or S2 frame: unlike any heart recording
+STEADY_QUANTILE = 0.5     # percent of heart recordings (copies included) whose level swings less than the steady rule's cut
 
 
 @dataclass
@@ -148,7 +159,36 @@ def measure(prepared: Prepared) -> dict:
             "heart_band": float(p[freqs[band] <= 200].sum() / p.sum()),
             "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
             "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness)),
-            "voicing": voicing(centred, sample_rate)}
+            "voicing": voicing(centred, sample_rate)} | sound_levels(centred, sample_rate, beats.states)
+
+
+def sound_levels(centred: np.ndarray, sample_rate: int, states: np.ndarray | None) -> dict:
+    """Per 20 ms frame (the segmenter's frames), the level in SOUND_BANDS_HZ, read two ways:
+    low_sounds_db  over the frames the segmenter calls S1 or S2, the median of how far the louder of the two
+                   lowest bands lies below the loudest band (0: the heart sounds are low, as S1 and S2 are)
+    dynamics_db    how far the heart band's loud frames (95th percentile) lie above its quiet ones (20th): a
+                   heart sound swings its level with every beat, a fan or an engine hardly does.
+    The faded ends (beats.EDGE_FRAMES) count in neither."""
+    frames = frames_of(centred, sample_rate)
+    power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
+    bands = 10 * np.log10(np.column_stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
+                                           for lo, hi in SOUND_BANDS_HZ]) + 1e-12)
+    heart = 10 * np.log10(power[:, (freqs >= 25) & (freqs < 400)].sum(axis=1) + 1e-12)
+    inner = np.zeros(len(heart), bool)
+    inner[EDGE_FRAMES:len(heart) - EDGE_FRAMES] = True
+    if not inner.any():
+        return {"low_sounds_db": NO_SOUNDS_DB, "dynamics_db": 0.0}
+    level = np.maximum(heart, heart.max() - 60)[inner]     # 60 dB below the loudest frame counts as silence
+    dynamics = float(np.percentile(level, 95) - np.percentile(level, 20))
+    low_sounds = NO_SOUNDS_DB
+    if states is not None:
+        n = min(len(states), len(bands))
+        sounds = inner[:n] & np.isin(states[:n], (0, 2))
+        if sounds.any():
+            b = bands[:n][sounds]
+            low_sounds = float(np.median(b[:, :LOW_BANDS].max(axis=1) - b.max(axis=1)))
+    return {"low_sounds_db": low_sounds, "dynamics_db": dynamics}
 
 
 def balanced(weight: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -213,6 +253,7 @@ class QualityGate:
     reference: dict
     threshold: float = 0.5          # presence score at or above this: a heart sound is present
     noisy_below_db: float = NOISY_BELOW_DB   # beat contrast below this: "noisy", judged with a caution
+    steady_below_db: float = float("-inf")   # level swing (dynamics_db) below this: a steady sound, refused
 
     @staticmethod
     def rule(m: dict) -> str | None:
@@ -232,9 +273,11 @@ class QualityGate:
             return Quality(False, 0.0, "unusable", reason, m)
         x = self.vector(m)
         score = self.present.prob(x)
-        if score >= self.threshold:
-            return Quality(True, score, "noisy" if m["contrast_db"] < self.noisy_below_db else "good", None, m)
-        return Quality(False, score, "unusable", EXPLANATIONS[self.cause(m)], m)
+        if score < self.threshold:
+            return Quality(False, score, "unusable", EXPLANATIONS[self.cause(m)], m)
+        if m["dynamics_db"] < self.steady_below_db:      # a hard rule, like silence: no presence score
+            return Quality(False, 0.0, "unusable", REASONS["steady"], m)
+        return Quality(True, score, "noisy" if m["contrast_db"] < self.noisy_below_db else "good", None, m)
 
     def cause(self, m: dict) -> str:
         """The measurement that lies furthest from real heart recordings on its cause's side, in units of how
@@ -252,8 +295,8 @@ class QualityGate:
         return max(specific or score, key=(specific or score).get)
 
     def to_dict(self) -> dict:
-        return {"present": asdict(self.present), "reference": self.reference, "threshold": self.threshold,
-                "noisy_below_db": self.noisy_below_db}
+        return {"measurements": list(MEASUREMENTS), "present": asdict(self.present), "reference": self.reference,
+                "threshold": self.threshold, "noisy_below_db": self.noisy_below_db, "steady_below_db": self.steady_below_db}
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict()))
@@ -261,14 +304,19 @@ class QualityGate:
     @classmethod
     def load(cls, path: str | Path) -> "QualityGate":
         d = json.loads(Path(path).read_text())
-        return cls(Trees(**d["present"]), d["reference"], d["threshold"], d["noisy_below_db"])
+        if d.get("measurements") != list(MEASUREMENTS):   # trees read measurements by position: no silent mismatch
+            raise ValueError(f"{path}: fitted on other measurements ({d.get('measurements')}); refit it with "
+                             "scripts/quality_gate.py --keep-segmenter")
+        return cls(Trees(**d["present"]), d["reference"], d["threshold"], d["noisy_below_db"], d["steady_below_db"])
 
     @classmethod
     def fit(cls, rows: list[dict], heart: np.ndarray, weight: np.ndarray, original: np.ndarray,
             pass_rate: float = 0.99, seed: int = 0) -> "QualityGate":
         """`rows`: measurements; `heart`: a heart sound is present; `weight` balances databases and kinds;
         `original`: a real recording, not an augmented copy. The presence threshold lets `pass_rate` of
-        the (weighted) real heart recordings through, and asks no more than 0.5."""
+        the (weighted) real heart recordings through, and asks no more than 0.5. The steady rule's cut is the
+        level swing that all but STEADY_QUANTILE percent of heart recordings (copies in other rooms and under
+        background sounds included) exceed."""
         X = np.array([cls.vector(r) for r in rows])
         heart, weight, original = np.asarray(heart, bool), np.asarray(weight, float), np.asarray(original, bool)
         present = Trees.fit(X, heart, balanced(weight, heart), seed, [MONOTONIC.get(k, 0) for k in MEASUREMENTS])
@@ -281,4 +329,6 @@ class QualityGate:
         scores = np.array([present.prob(x) for x in X[real]])
         order = np.argsort(scores)
         cum = np.cumsum(weight[real][order]) / weight[real].sum()
-        return cls(present, reference, float(min(0.5, scores[order][np.searchsorted(cum, 1 - pass_rate)])))
+        steady = float(np.percentile([r["dynamics_db"] for r, h in zip(rows, heart) if h], STEADY_QUANTILE))
+        return cls(present, reference, float(min(0.5, scores[order][np.searchsorted(cum, 1 - pass_rate)])),
+                   steady_below_db=steady)

@@ -266,7 +266,8 @@ def main(argv=None) -> int:
     gate.save(bundle / "quality.json")
     lodo, loko = leave_one_database_out(rows), leave_one_kind_out(rows)
     fitted = judged(gate, rows)
-    report = {"threshold": gate.threshold, "noisy_below_db": gate.noisy_below_db, "too_short_skipped": too_short,
+    report = {"threshold": gate.threshold, "noisy_below_db": gate.noisy_below_db, "steady_below_db": gate.steady_below_db,
+              "too_short_skipped": too_short,
               "rows": {"heart_original": sum(r["heart"] and r["original"] for r in rows),
                        "heart_augmented": sum(r["heart"] and not r["original"] for r in rows),
                        "non_heart": sum(not r["heart"] for r in rows)},
@@ -303,7 +304,8 @@ def markdown(r: dict) -> str:
               f"- Worst held-out database {min(m['rate'] for m in r['lodo'].values()):.3f}; worst held-out non-heart "
               f"kind {min(m['rate'] for m in r['loko'].values()):.3f}. Shipped gate (fitted on everything), in sample: "
               f"heart {r['in_sample']['heart_pass']:.3f}, non-heart refused {r['in_sample']['non_heart_refused']:.3f}; "
-              f"presence threshold {r['threshold']:.3f}; noisy below a beat contrast of {r['noisy_below_db']:.1f} dB.",
+              f"presence threshold {r['threshold']:.3f}; noisy below a beat contrast of {r['noisy_below_db']:.1f} dB; refused "
+              f"as a steady sound below a level swing of {r['steady_below_db']:.1f} dB.",
               f"- Fitted on {r['rows']['heart_original']} heart recordings, {r['rows']['heart_augmented']} augmented "
               f"copies and {r['rows']['non_heart']} non-heart recordings; {r['too_short_skipped']} under 3 s skipped.",
               f"- Gate and beats on a 30 s recording: **{t['gate_and_beats_ms_median']:.1f} ms** (median; "

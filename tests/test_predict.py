@@ -108,7 +108,8 @@ def test_gate_round_trips_through_json(model, tmp_path):
     model.quality.save(tmp_path / "q.json")
     again = QualityGate.load(tmp_path / "q.json")
     m = {k: r["heart"] for k, r in model.quality.reference.items()} | {"clipped": 0.0, "level_db": -30.0}
-    assert again.judge(m) == model.quality.judge(m)
+    for swing in (model.quality.steady_below_db - 0.1, model.quality.steady_below_db + 0.1):   # both sides of the steady rule
+        assert again.judge(m | {"dynamics_db": swing}) == model.quality.judge(m | {"dynamics_db": swing})
 
 
 @pytest.mark.parametrize("measurement", sorted(EXPLANATIONS))
