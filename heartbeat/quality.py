@@ -35,13 +35,13 @@ SPECTRUM_HZ = (20.0, 800.0)   # what every input at 2 kHz holds, clear of the re
 # The measurements the trees use, in order. None depends on the recording's level (which only the
 # silence rule reads): the same heart sound, louder or quieter, gets the same answer.
 MEASUREMENTS = ("periodicity", "cycle_fit", "contrast_db", "heart_band", "flatness", "tonality", "peakiness",
-                "impulsiveness", "voicing", "low_sounds_db")
+                "impulsiveness", "voicing", "low_sounds_db", "weaker_sound_db")
 # How presence may move with each measurement (+1 only up, -1 only down, 0 free): a heart sound is
 # periodic, fits the S1/S2 cycle and lives low in the spectrum; noise is flat, hum and tones are lines.
 # Constraints keep the trees from carving pockets of "heart" where no heart sound could be, which is what
 # generalises to kinds of audio never heard in fitting.
 MONOTONIC = {"periodicity": 1, "cycle_fit": 1, "heart_band": 1, "flatness": -1, "peakiness": -1, "voicing": -1,
-             "low_sounds_db": 1}
+             "low_sounds_db": 1, "weaker_sound_db": 1}
 # What a measurement means for a clinician when it is what failed the recording, and which way it must lie
 # from real heart recordings to mean that (+1: above them, -1: below). Tonality feeds the trees but makes a
 # poor explanation, so it never names the reason.
@@ -80,6 +80,9 @@ NOISY_BELOW_DB = 6.0
 SOUND_BANDS_HZ = ((25, 50), (50, 100), (100, 200), (200, 400), (400, 700))
 LOW_BANDS = 2
 NO_SOUNDS_DB = -30.0      # low_sounds_db where the segmenter found no S1 or S2 frame: unlike any heart recording
+# Below this the frames' levels are read without: a slow drift or a DC step is a ramp inside a 40 ms frame, which
+# leaks into its lowest bands and fills the pauses between beats (a 0.3 Hz drift moved a heart's levels by 10 dB).
+DRIFT_HZ = 20.0
 STEADY_QUANTILE = 0.5     # percent of heart recordings (copies included) whose level swings less than the steady rule's cut
 
 
@@ -103,8 +106,8 @@ def _psd(x: np.ndarray, rate: int, segment: int) -> tuple[np.ndarray, np.ndarray
 
 
 @lru_cache(maxsize=4)
-def _highpass(sample_rate: int) -> np.ndarray:
-    return butter(4, 90, "highpass", sample_rate)
+def _highpass(sample_rate: int, hz: float = 90.0) -> np.ndarray:
+    return butter(4, hz, "highpass", sample_rate)
 
 
 VOICING_FRAME_S = 0.06     # a frame of the voicing measure: 6-18 periods of a 100-300 Hz voice
@@ -159,17 +162,21 @@ def measure(prepared: Prepared) -> dict:
             "heart_band": float(p[freqs[band] <= 200].sum() / p.sum()),
             "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
             "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness)),
-            "voicing": voicing(centred, sample_rate)} | sound_levels(centred, sample_rate, beats.states)
+            "voicing": voicing(centred, sample_rate)} | sound_levels(sosfiltfilt(_highpass(sample_rate, DRIFT_HZ), centred),
+                                                                     sample_rate, beats.states)
 
 
-def sound_levels(centred: np.ndarray, sample_rate: int, states: np.ndarray | None) -> dict:
-    """Per 20 ms frame (the segmenter's frames), the level in SOUND_BANDS_HZ, read two ways:
-    low_sounds_db  over the frames the segmenter calls S1 or S2, the median of how far the louder of the two
-                   lowest bands lies below the loudest band (0: the heart sounds are low, as S1 and S2 are)
-    dynamics_db    how far the heart band's loud frames (95th percentile) lie above its quiet ones (20th): a
-                   heart sound swings its level with every beat, a fan or an engine hardly does.
-    The faded ends (beats.EDGE_FRAMES) count in neither."""
-    frames = frames_of(centred, sample_rate)
+def sound_levels(audio: np.ndarray, sample_rate: int, states: np.ndarray | None) -> dict:
+    """Per 20 ms frame (the segmenter's frames), the level in SOUND_BANDS_HZ and in the heart band, read three ways:
+    low_sounds_db    over the frames the segmenter calls S1 or S2, the median of how far the louder of the two
+                     lowest bands lies below the loudest band (0: the heart sounds are low, as S1 and S2 are)
+    weaker_sound_db  the weaker of S1 and S2 (median heart-band level of its frames) above systole and diastole's:
+                     a heart makes two sounds a cycle; footsteps, knocks and a clock's clicks make one, and the
+                     segmenter's other "sound" is as quiet as the pause (0 where it found none)
+    dynamics_db      how far the heart band's loud frames (95th percentile) lie above its quiet ones (20th): a
+                     heart sound swings its level with every beat, a fan or an engine hardly does.
+    `audio`: at the model's rate, drift removed (DRIFT_HZ). The faded ends (beats.EDGE_FRAMES) count in none."""
+    frames = frames_of(audio, sample_rate)
     power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = 10 * np.log10(np.column_stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
@@ -178,17 +185,21 @@ def sound_levels(centred: np.ndarray, sample_rate: int, states: np.ndarray | Non
     inner = np.zeros(len(heart), bool)
     inner[EDGE_FRAMES:len(heart) - EDGE_FRAMES] = True
     if not inner.any():
-        return {"low_sounds_db": NO_SOUNDS_DB, "dynamics_db": 0.0}
-    level = np.maximum(heart, heart.max() - 60)[inner]     # 60 dB below the loudest frame counts as silence
-    dynamics = float(np.percentile(level, 95) - np.percentile(level, 20))
-    low_sounds = NO_SOUNDS_DB
+        return {"low_sounds_db": NO_SOUNDS_DB, "weaker_sound_db": 0.0, "dynamics_db": 0.0}
+    level = np.maximum(heart, heart.max() - 60)            # 60 dB below the loudest frame counts as silence
+    dynamics = float(np.percentile(level[inner], 95) - np.percentile(level[inner], 20))
+    low_sounds, weaker = NO_SOUNDS_DB, 0.0
     if states is not None:
         n = min(len(states), len(bands))
-        sounds = inner[:n] & np.isin(states[:n], (0, 2))
+        state = np.where(inner[:n], states[:n], -1)         # -1: a faded end, in no state
+        sounds = np.isin(state, (0, 2))
         if sounds.any():
             b = bands[:n][sounds]
             low_sounds = float(np.median(b[:, :LOW_BANDS].max(axis=1) - b.max(axis=1)))
-    return {"low_sounds_db": low_sounds, "dynamics_db": dynamics}
+        pauses = level[:n][np.isin(state, (1, 3))]
+        if len(pauses) and (state == 0).any() and (state == 2).any():
+            weaker = float(min(np.median(level[:n][state == k]) for k in (0, 2)) - np.median(pauses))
+    return {"low_sounds_db": low_sounds, "weaker_sound_db": weaker, "dynamics_db": dynamics}
 
 
 def balanced(weight: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -189,10 +189,12 @@ def test_answered_recordings_leave_the_disk_at_once_under_load(server, client, r
 
     with ThreadPoolExecutor(4) as pool:
         watcher = pool.submit(watch)
-        for f in [pool.submit(send, k) for k in range(3)]:
-            f.result()
-        left = _uploads(server)
-        done.set()
+        try:     # a request that raises must fail the test, not leave the watcher running and the pool waiting on it
+            for f in [pool.submit(send, k) for k in range(3)]:
+                f.result()
+            left = _uploads(server)
+        finally:
+            done.set()
         watcher.result()
     assert len(answers) == 30 and set(answers) <= {"Normal", "Abnormal: refer"}, (len(answers), set(answers))
     assert len(seen) > 10 and max(seen) <= 3, (len(seen), max(seen))
