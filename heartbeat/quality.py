@@ -157,13 +157,13 @@ def measure(prepared: Prepared) -> dict:
     env = analytic_envelope(cleaned, next_fast_len(len(cleaned)))[: len(cleaned)]
     frames = env[: len(env) // 40 * 40].reshape(-1, 40).mean(axis=1)   # 20 ms frames at 2 kHz
     impulsiveness = (np.percentile(frames, 95) + 1e-9) / (np.median(frames) + 1e-9) if len(frames) else 1.0
+    by_frame = sound_levels(sosfiltfilt(_highpass(sample_rate, DRIFT_HZ), centred), sample_rate, beats.states)
     return {"level_db": float(level_db), "clipped": float(np.mean(np.abs(audio) >= 0.98)),
             "periodicity": beats.periodicity, "cycle_fit": beats.cycle_fit, "contrast_db": beats.contrast_db,
             "heart_band": float(p[freqs[band] <= 200].sum() / p.sum()),
             "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
             "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness)),
-            "voicing": voicing(centred, sample_rate)} | sound_levels(sosfiltfilt(_highpass(sample_rate, DRIFT_HZ), centred),
-                                                                     sample_rate, beats.states)
+            "voicing": voicing(centred, sample_rate)} | by_frame
 
 
 def sound_levels(audio: np.ndarray, sample_rate: int, states: np.ndarray | None) -> dict:
