@@ -33,7 +33,7 @@ from .beats import FRAME_RATE
 from .features import FeatureConfig, power_spectrogram
 from .frontend import Prepared
 from .preprocess import window_starts
-from .quality import VOICING_FRAME_S, Trees, balanced, frame_voicing
+from .quality import SPECTRUM_HZ, VOICING_FRAME_S, Trees, balanced, frame_voicing
 
 MEASUREMENTS = ("high_share_db", "high_rise_db", "heart_rise_db", "peak_rise_db", "floor_rise_db",
                 "high_floor_rise_db", "low_share_db", "low_rise_db", "voicing", "unsure")
@@ -44,7 +44,7 @@ MONOTONIC = (1,) * len(MEASUREMENTS)
 # the resampler's edge, where a file recorded at 2 kHz and the same sound through 8 or 44.1 kHz differ. The
 # detector is fitted on mixes made at 8 kHz and serves files as recorded: a CNN that read up to 1 kHz set aside
 # 31% of real 2 kHz recordings' windows and 2-3% of the same recordings' 8 kHz copies (README, 2026-12-07).
-LOW_HZ, HEART_HZ, HIGH_HZ = (7.0, 25.0), (25.0, 400.0), (400.0, 800.0)
+LOW_HZ, HEART_HZ, HIGH_HZ = (7.0, 25.0), (25.0, 400.0), (400.0, SPECTRUM_HZ[1])
 # Set-aside windows leave the decision only while at least this many clean ones remain: three overlapping
 # 3 s windows span 6 s, about six heart cycles, the length of PhysioNet 2016's shortest recordings (5 s),
 # on which the network was trained and scored. Fewer, and the answer is "record again".
