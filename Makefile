@@ -30,8 +30,8 @@ test: setup
 # murmur describer (CirCor's murmur descriptions) first, because the per-cycle rows of the features come from
 # that segmenter; then features and the network with the "logmel-cycle-soft2" recipe on all nine databases,
 # and the referral cut chosen for screening from that recipe's leave-one-database-out predictions
-# (reports/runs/, committed); last the artifact detector (speech and movement laid over real hearts; a
-# candidate in models/candidates, not yet bundled), whose report runs the whole answer and so needs the network. Times in models/MODEL_CARD.md.
+# (reports/runs/, committed); last the artifact detector (speech and movement laid over real hearts, into the
+# bundle), whose report runs the whole answer and so needs the network. Times in models/MODEL_CARD.md.
 model: setup
 	$(PY) scripts/quality_gate.py
 	$(PY) scripts/fit_describe.py

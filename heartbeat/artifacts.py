@@ -15,11 +15,20 @@ against the same recording's typical window (so neither its level nor its device
     low_share_db    sound below the heart band (8-25 Hz) against the heart band, and
     low_rise_db     its level there above the median window's: thumps of handling and footsteps reach below
                     what a heart sound holds
-    voicing         how voiced its louder frames are (quality.frame_voicing: speech repeats at its pitch)
+    voicing         how voiced its louder frames are (quality.voicing_of: speech repeats at its pitch)
     unsure          how much less sure the S1/S2 segmenter is there than in the median window
 Boosted trees (quality.Trees, plain JSON in the bundle's artifacts.json) turn these into a score, fitted by
 scripts/fit_artifacts.py on real heart recordings of every database with speech, rubbing, handling,
-footsteps, knocks and coughs laid over stretches of them.
+footsteps, knocks and coughs laid over stretches of them. A window is set aside only when the trees are
+very sure (the bundle's cut, fit_artifacts.SHIPPED_CUT): on stethoscopes they never heard, laxer cuts set
+aside clean windows.
+
+The answer (predict.decide): the windows kept are judged on their own while at least MIN_CLEAN_WINDOWS
+remain, and the whole recording as recorded too, because an artifact must never take a referral away (a
+detector can take a loud murmur for noise). Abnormal either way is abnormal; abnormal only with the stretch
+set aside is abnormal with quality "noisy" and a caution naming what was heard (never "good": the score may
+come from the artifact); too few clean windows is "too noisy: record again", saying so where the recording as
+recorded sounds abnormal ("refer if you cannot record again").
 """
 from __future__ import annotations
 
@@ -33,7 +42,7 @@ from .beats import FRAME_RATE
 from .features import FeatureConfig, power_spectrogram
 from .frontend import Prepared
 from .preprocess import window_starts
-from .quality import SPECTRUM_HZ, VOICING_FRAME_S, Trees, balanced, frame_voicing
+from .quality import SPECTRUM_HZ, VOICING_FRAME_S, Trees, balanced, voicing_of
 
 MEASUREMENTS = ("high_share_db", "high_rise_db", "heart_rise_db", "peak_rise_db", "floor_rise_db",
                 "high_floor_rise_db", "low_share_db", "low_rise_db", "voicing", "unsure")
@@ -75,22 +84,21 @@ def window_measurements(prepared: Prepared, cfg: FeatureConfig) -> np.ndarray:
     starts = window_starts(power.shape[1], cfg.window_frames, cfg.hop_frames)
     if not len(starts):
         return np.zeros((0, len(MEASUREMENTS)))
-    spans = [slice(s, s + cfg.window_frames) for s in starts]
-    heart_db = _db([heart[w].mean() for w in spans])
-    high_db = _db([high[w].mean() for w in spans])
-    low_db = _db([low[w].mean() for w in spans])
-    peak_db = _db([heart[w].max() for w in spans])
-    floor_db = _db([np.percentile(heart[w], 20) for w in spans])
-    high_floor_db = _db([np.percentile(high[w], 20) for w in spans])
+    # Each window's frames as one row (a view): every per-window statistic is one numpy call over all windows.
+    def rows(x):
+        return np.lib.stride_tricks.sliding_window_view(x, cfg.window_frames)[starts]
+    heart_w, high_w = rows(heart), rows(high)
+    heart_db, high_db, low_db = _db(heart_w.mean(axis=1)), _db(high_w.mean(axis=1)), _db(rows(low).mean(axis=1))
+    peak_db = _db(heart_w.max(axis=1))
+    floor_db, high_floor_db = _db(np.percentile(heart_w, 20, axis=1)), _db(np.percentile(high_w, 20, axis=1))
     # Voicing of each window's louder half of frames (60 ms frames, mapped onto the windows by time).
-    voiced, energy = frame_voicing(prepared.audio, rate)
+    voiced, energy = voicing_of(prepared)
     t_voice = (np.arange(len(voiced)) + 0.5) * VOICING_FRAME_S
     t_win = starts / cfg.frame_rate
     voicing = np.zeros(len(starts))
-    for i, t0 in enumerate(t_win):
-        inside = (t_voice >= t0) & (t_voice < t0 + cfg.window_s)
-        if inside.any():
-            v, e = voiced[inside], energy[inside]
+    for i, (a, b) in enumerate(zip(np.searchsorted(t_voice, t_win), np.searchsorted(t_voice, t_win + cfg.window_s))):
+        if b > a:
+            v, e = voiced[a:b], energy[a:b]
             voicing[i] = np.median(v[e >= np.median(e)])
     # The segmenter's certainty: the mean of its largest state probability over the window's frames.
     probs = prepared.beats.state_probs

@@ -9,7 +9,7 @@ this made; the features only read it.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -26,6 +26,8 @@ class Prepared:
     cleaned: np.ndarray       # band-passed, ends faded, unit RMS: what beats and features are computed from
     beats: Beats
     sample_rate: int
+    # Per 60 ms frame, voicing and energy (quality.voicing_of fills it once: the gate and the artifact windows read it)
+    voicing_frames: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def duration_s(self) -> float:

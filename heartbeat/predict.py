@@ -72,13 +72,24 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     batch, starts = model_input(judged_part(prepared, cfg, model.segmenter, screened.keep), cfg, screened.keep)
     keep = screened.keep if screened.keep is not None else np.ones(len(starts), bool)
     aside = dict(set_aside=stretches(starts[~keep], cfg.window_s), artifact_heard=screened.heard)
-    if not screened.enough:     # too little clean sound left to judge: record again, saying what was heard
+    cut = model.bundle.threshold
+    # An artifact never takes a referral away (artifacts.py, "the answer"): with windows set aside, the whole
+    # recording is judged too, as if nothing had been found; where it says abnormal, the answer says so.
+    whole = model.p_abnormal(model.window_logits(model_input(prepared, cfg)[0])) if screened.heard else None
+    if not screened.enough:
+        # Too little clean sound left to judge: record again, saying what was heard and how it sounds as recorded.
         reason = f"{screened.heard} covered the heart sounds in most of the recording"
+        if whole >= cut:
+            reason += "; as recorded it sounds abnormal: refer if you cannot record again"
         return Result("no_heartbeat", 1.0, None, heart_rate_bpm=None, **aside,
                       **(common | dict(quality="unusable", quality_reason=reason, caution=None)))
     logits = model.window_logits(batch)
     p = model.p_abnormal(logits[keep])
-    label = "abnormal" if p >= model.bundle.threshold else "normal"
+    # Abnormal only with the set-aside stretch in it: the score came from the artifact, or from a murmur the
+    # detector took for one. Referred all the same, and never as "good" (below).
+    from_artifact = whole is not None and p < cut <= whole
+    p = whole if from_artifact else p
+    label = "abnormal" if p >= cut else "normal"
     confidence = p if label == "abnormal" else 1 - p
     per_window = model.bundle.calibration(logits)
     beats = prepared.beats
@@ -95,12 +106,12 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
             notes.append(UNCHECKED_NOTE)
         elif masked(beats.contrast_db):
             notes.append(MASKED_NOTE)
-    if screened.heard:
+    if from_artifact:
+        notes.append(f"{screened.heard} heard in part of the recording: abnormal only with that part in; "
+                     "record again if you can")
+        common["quality"] = "noisy"
+    elif screened.heard:
         notes.append(f"{screened.heard} heard in part of the recording: that part was left out")
-        # An abnormal answer from a recording that held artifacts is never called good: what the detector
-        # missed next to what it found may have raised the score (an extra referral, said with a caution).
-        if label == "abnormal":
-            common["quality"] = "noisy"
     common["caution"] = "; ".join(notes) or None
     return Result(label, round(confidence, 3), round(p, 3),
                   murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,

@@ -113,28 +113,32 @@ def _highpass(sample_rate: int, hz: float = 90.0) -> np.ndarray:
 VOICING_FRAME_S = 0.06     # a frame of the voicing measure: 6-18 periods of a 100-300 Hz voice
 
 
-def frame_voicing(audio: np.ndarray, sample_rate: int, louder_half: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def frame_voicing(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     """Per 60 ms frame: the highest normalised autocorrelation at a pitch of 100-300 Hz (lags of 3.3-10 ms),
     and the frame's energy. Speech and music repeat at their pitch within a frame; heart sounds are
-    transients whose low ring sits at longer lags (the audio is high-passed at 90 Hz first). `louder_half`:
-    only the frames at or above the median energy (what `voicing` reads; half the transforms)."""
+    transients whose low ring sits at longer lags (the audio is high-passed at 90 Hz first)."""
     n = int(VOICING_FRAME_S * sample_rate)
     audio = sosfiltfilt(_highpass(sample_rate), audio)    # above the heart sounds' low ring
     frames = audio[: len(audio) // n * n].reshape(-1, n)
     frames = frames - frames.mean(axis=1, keepdims=True)
     energy = np.sum(frames ** 2, axis=1)
-    if louder_half and len(energy):
-        loud = energy >= np.median(energy)
-        frames, energy = frames[loud], energy[loud]
     ac = irfft(np.abs(rfft(frames, 2 * n, axis=1)) ** 2, 2 * n, axis=1)[:, :n]
     lo, hi = int(sample_rate / 300), int(sample_rate / 100) + 1
     return ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12), energy
 
 
-def voicing(audio: np.ndarray, sample_rate: int) -> float:
+def voicing_of(prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """frame_voicing of a prepared recording, made once: the gate reads its louder half, the artifact windows
+    every frame (artifacts.window_measurements)."""
+    if prepared.voicing_frames is None:
+        prepared.voicing_frames = frame_voicing(prepared.audio, prepared.sample_rate)
+    return prepared.voicing_frames
+
+
+def voicing(prepared: Prepared) -> float:
     """How voiced the louder half of the recording is: the median of frame_voicing over its louder frames."""
-    loud, _ = frame_voicing(audio, sample_rate, louder_half=True)
-    return float(np.median(loud)) if len(loud) else 0.0
+    voiced, energy = voicing_of(prepared)
+    return float(np.median(voiced[energy >= np.median(energy)])) if len(voiced) else 0.0
 
 
 def measure(prepared: Prepared) -> dict:
@@ -163,7 +167,7 @@ def measure(prepared: Prepared) -> dict:
             "heart_band": float(p[freqs[band] <= 200].sum() / p.sum()),
             "flatness": float(np.exp(np.mean(np.log(p))) / np.mean(p)), "tonality": float(np.max(p) / p.sum()),
             "peakiness": float(lines / fine.sum()), "impulsiveness": float(np.log(impulsiveness)),
-            "voicing": voicing(centred, sample_rate)} | by_frame
+            "voicing": voicing(prepared)} | by_frame
 
 
 def sound_levels(audio: np.ndarray, sample_rate: int, states: np.ndarray | None) -> dict:

@@ -9,7 +9,9 @@ sample only. Then, with every window's logit kept, each policy below decides:
 - on up to `--per-db` real recordings of each database outside the detector's fitting half, whole, as served:
   how many are flagged (quality "noisy" or asked to record again), split where the annotators marked noise
   (set_b's "noisy" files, CirCor's "Unknown" murmur status), and recording-level Se / Sp.
-Today's answer ("no detector") flags what the quality gate flags; the issue asks for no more on clean recordings.
+Without a detector the answer flags what the quality gate flags; the issue asks for no more on clean recordings
+("flagged beyond": real recordings a policy flags that the answer without a detector does not). The detector's
+cut is the shipped one (fit_artifacts.SHIPPED_CUT) unless `--threshold` says otherwise.
 """
 from __future__ import annotations
 
@@ -94,8 +96,20 @@ def policies(p, cut):
                 return label, "noisy", True
         return label, r.quality, True
 
-    return {"no detector (shipped)": today,
-            "candidate: set aside; abnormal with a stretch set aside is noisy; record again under 3 clean windows":
+    def referral_safe(r):       # predict.decide's: an artifact never takes a referral away
+        if not isinstance(r.heard, str):
+            return today(r)
+        whole = p(r.logits_every) >= cut
+        if r.keep.sum() < MIN_CLEAN_WINDOWS:       # record again (saying when it sounds abnormal as recorded)
+            return "no_heartbeat", "unusable", True
+        if p(r.logits[r.keep]) >= cut:
+            return "abnormal", r.quality, True
+        return ("abnormal", "noisy", True) if whole else ("normal", r.quality, True)
+
+    return {"no detector (before 2026-12-07)": today,
+            "shipped: set aside; abnormal as recorded stays abnormal, noisy when only with the stretch in; record "
+            "again under 3 clean windows": referral_safe,
+            "until 2026-12-07: set aside; abnormal with a stretch set aside is noisy; record again under 3 clean windows":
                 lambda r: set_aside(r, True, True),
             "as the candidate, but abnormal stays good when the windows away from the stretch (one each side) agree":
                 lambda r: set_aside(r, True, True, far_k=1),
@@ -137,6 +151,8 @@ def main(argv=None) -> int:
     parser.add_argument("--per-db", type=int, default=250, help="real recordings per database (outside the fitting half)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    parser.add_argument("--threshold", type=float, default=fa.SHIPPED_CUT,
+                        help="the detector's score cut (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
     t0 = time.time()
     bundle = fa.bundle_without_detector(Path(tempfile.mkdtemp()))
@@ -155,7 +171,7 @@ def main(argv=None) -> int:
     with Pool(args.jobs, fa._init, (bundle,)) as pool:
         rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
                                               desc="windows", mininterval=30) for w in ws])
-    detector = fa.fit(rows)
+    detector = fa.fit(rows, args.threshold or None)
 
     jobs = []
     for i, r in enumerate(picked[picked["half"] == "measure"].itertuples()):
@@ -175,18 +191,21 @@ def main(argv=None) -> int:
 
     model = load_model(bundle)
     cal, cut = model.bundle.calibration, model.bundle.threshold
-    results = {}
+    results, before = {}, None
     for name, policy in policies(lambda logits: float(cal(np.mean(logits))), cut).items():
         overlays = decide_all(answers[~answers["real"]], policy)
-        results[name] = overlay_counts(overlays) | real_counts(decide_all(answers[answers["real"]], policy))
-    text = markdown(results, len(answers[answers["real"]]), (time.time() - t0) / 60)
+        real = decide_all(answers[answers["real"]], policy)
+        flagged = ((real["label"] == "no_heartbeat") | (real["answer_quality"] == "noisy")).to_numpy()
+        before = flagged if before is None else before        # the first policy: no detector
+        results[name] = overlay_counts(overlays) | real_counts(real) | {"flagged beyond": int((flagged & ~before).sum())}
+    text = markdown(results, len(answers[answers["real"]]), (time.time() - t0) / 60, detector.threshold)
     args.reports.mkdir(parents=True, exist_ok=True)
     (args.reports / "artifact_policies.md").write_text(text)
     print(text)
     return 0
 
 
-def markdown(results: dict, n_real: int, minutes: float) -> str:
+def markdown(results: dict, n_real: int, minutes: float, threshold: float) -> str:
     first = next(iter(results.values()))
     lines = ["# What to do with the artifact windows: answer policies side by side", "",
              f"Reproduce: `python scripts/artifact_policies.py` ({minutes:.0f} min here). The detector is fitted on "
@@ -194,12 +213,12 @@ def markdown(results: dict, n_real: int, minutes: float) -> str:
              f"({first['n']} overlaid recordings); real: {n_real} recordings outside the fitting half, whole, as served. "
              "Handled and false referrals as in reports/artifacts.md; flagged: quality \"noisy\" or asked to record "
              "again. \"Marked noisy\": set_b's noisy files and CirCor's recordings whose murmur status its annotators "
-             "left Unknown.", "",
-             "| policy | overlays handled | false referrals | real flagged | CirCor: annotated clean / marked noisy | "
+             f"left Unknown. The detector's score cut: {threshold:.3f}.", "",
+             "| policy | overlays handled | false referrals | real flagged | flagged beyond | CirCor: annotated clean / marked noisy | "
              "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['handled']:.3f} | {r['false referrals']} | {r['all flagged']:.3f} | "
+        lines.append(f"| {name} | {r['handled']:.3f} | {r['false referrals']} | {r['all flagged']:.3f} | {r['flagged beyond']} | "
                      f"{r['circor2022 annotated clean']:.3f} / {r['circor2022 marked noisy']:.3f} | "
                      f"{r['set_b annotated clean']:.3f} / {r['set_b marked noisy']:.3f} | {r['training-a']:.3f} | "
                      f"{r['training-b']:.3f} | {r['training-e']:.3f} | {r['Se']:.3f} | {r['Sp']:.3f} |")

@@ -7,6 +7,7 @@ Prints medians of many runs and ratios; nothing here is a pass/fail test (these 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -94,8 +95,9 @@ def main(argv=None) -> int:
     steps = {"decode + resample to 2 kHz (one step)": lambda: read(wav44k, model),
              "clean (band-pass, fade, scale)": lambda: clean(audio, cfg),
              "whole front end (+ beats)": lambda: prepare(audio, cfg, segmenter),
-             "gate measurements": lambda: measure(prepared),
-             "artifact windows": lambda: screen(prepared, cfg, model.artifacts),
+             # A fresh copy each time: the frames' voicing is made once per recording, and both steps read it.
+             "gate measurements": lambda: measure(dataclasses.replace(prepared)),
+             "artifact windows": lambda: screen(dataclasses.replace(prepared), cfg, model.artifacts),
              "features": lambda: model_input(prepared, cfg)}
     print("  where the time goes: " + "; ".join(f"{name} {median_ms(fn, args.repeats):.1f} ms"
                                                  for name, fn in steps.items()))

@@ -207,8 +207,10 @@ def main() -> int:
                           ("diastolic.md", "Diastolic murmurs: synthetic, checked and scored (`python scripts/diastolic.py`)"),
                           ("diastolic_listener.md", "The second listener for diastolic murmurs, bundled "
                                                     "(`python scripts/fit_diastolic.py`)"),
-                          ("artifacts.md", "Speech and movement over a heart sound: the artifact detector, a candidate not yet bundled "
-                                           "(`python scripts/fit_artifacts.py`)")):
+                          ("artifacts.md", "Speech and movement over a heart sound: the artifact detector, bundled "
+                                           "(`python scripts/fit_artifacts.py`)"),
+                          ("artifact_policies.md", "What the answer does with the windows set aside "
+                                                   "(`python scripts/artifact_policies.py`)")):
         report = ROOT / "reports" / name
         if report.exists():    # the script's report, one heading level down
             body = report.read_text().split("\n", 1)[1]
