@@ -111,7 +111,7 @@ def policies(p, cut):
             "again under 3 clean windows": referral_safe,
             "until 2026-12-07: set aside; abnormal with a stretch set aside is noisy; record again under 3 clean windows":
                 lambda r: set_aside(r, True, True),
-            "as the candidate, but abnormal stays good when the windows away from the stretch (one each side) agree":
+            "as until 2026-12-07, but abnormal stays good when the windows away from the stretch (one each side) agree":
                 lambda r: set_aside(r, True, True, far_k=1),
             "set aside only (quality from the gate); record again under 3 clean windows":
                 lambda r: set_aside(r, False, True),
