@@ -87,14 +87,16 @@ def envelope(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None 
     return ((env - env[kept].mean()) / (env[kept].std() + 1e-12)).astype(np.float32)
 
 
-def frame_features(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
+def frame_features(clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None,
+                   env: np.ndarray | None = None) -> np.ndarray:
     """(n_frames, 7): log energy in BANDS_HZ, total log energy (each floored and standardised over the
-    recording, or over the `kept` frames only: a boolean per frame, some true), and the Shannon envelope."""
+    recording, or over the `kept` frames only: a boolean per frame, some true), and the Shannon envelope
+    (`env`: envelope(clean_audio, sample_rate, kept), where the caller made it already)."""
     frames = frames_of(clean_audio, sample_rate)
     power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
     bands = [power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in BANDS_HZ]
-    env = envelope(clean_audio, sample_rate, kept)
+    env = envelope(clean_audio, sample_rate, kept) if env is None else env
     env = np.pad(env, (0, max(0, len(frames) - len(env))))[: len(frames)]
     db = 10 * np.log10(np.column_stack(bands + [power.sum(axis=1)]) + 1e-12)
     scale = np.ones(len(db), bool) if kept is None else kept.copy()
@@ -123,10 +125,11 @@ class Segmenter:
     s2_s: float = 0.10
     systole: tuple = (0.21, 0.0)   # systole (end of S1 to start of S2) = a + b * period, seconds
 
-    def state_probs(self, clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None) -> np.ndarray:
+    def state_probs(self, clean_audio: np.ndarray, sample_rate: int, kept: np.ndarray | None = None,
+                    env: np.ndarray | None = None) -> np.ndarray:
         """(n_frames, 4) probability of S1, systole, S2, diastole for every frame; `kept` (a boolean per
-        frame): only those frames set the features' scale (frame_features)."""
-        h = with_context(frame_features(clean_audio, sample_rate, kept))
+        frame): only those frames set the features' scale; `env`: as frame_features."""
+        h = with_context(frame_features(clean_audio, sample_rate, kept, env))
         for i, (w, b) in enumerate(self._arrays):
             h = h @ w + b
             if i < len(self._arrays) - 1:
@@ -258,7 +261,7 @@ def find_beats(clean_audio: np.ndarray, sample_rate: int, seg: Segmenter | None 
     periodicity = round(found[1], 3) if found else 0.0
     if seg is None:
         return Beats(None, periodicity)
-    probs = seg.state_probs(clean_audio, sample_rate)
+    probs = seg.state_probs(clean_audio, sample_rate, env=env)
     if found is None:        # no rhythm: no cycle, but the frames' probabilities still describe the sound
         return Beats(None, periodicity, state_probs=probs.astype(np.float32))
     log_p = np.log(probs + 1e-6) - np.log(np.asarray(seg.prior) + 1e-6)     # scaled likelihoods

@@ -103,9 +103,15 @@ def sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> np.
 
 def _steady_state(sos: np.ndarray) -> np.ndarray:
     """`scipy.signal.sosfilt_zi`: each section's state after a unit step has settled, scaled by the gain
-    of the sections before it."""
-    zi, scale = np.empty((len(sos), 2)), 1.0
-    for i, (b0, b1, b2, a0, a1, a2) in enumerate(np.asarray(sos, float) / np.asarray(sos, float)[:, 3:4]):
+    of the sections before it. Solved once per filter (an answer runs the same few filters many times)."""
+    return _settled_state(np.asarray(sos, float).tobytes(), len(sos))
+
+
+@lru_cache(maxsize=32)
+def _settled_state(sos_bytes: bytes, sections: int) -> np.ndarray:
+    sos = np.frombuffer(sos_bytes).reshape(sections, 6)
+    zi, scale = np.empty((sections, 2)), 1.0
+    for i, (b0, b1, b2, a0, a1, a2) in enumerate(sos / sos[:, 3:4]):
         zi[i] = scale * np.linalg.solve([[1 + a1, -1.0], [a2, 1.0]], [b1 - a1 * b0, b2 - a2 * b0])
         scale *= (b0 + b1 + b2) / (1 + a1 + a2)
     return zi

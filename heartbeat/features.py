@@ -136,14 +136,23 @@ def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: fl
     return weights.astype(np.float32)
 
 
-def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """|STFT|^2, (1 + n_fft // 2, n_frames): periodic Hann, frames centred on k * hop (zero padding)."""
+def power_spectrogram(audio: np.ndarray, n_fft: int, hop: int, single: bool = True) -> np.ndarray:
+    """|STFT|^2, (1 + n_fft // 2, n_frames): periodic Hann, frames centred on k * hop (zero padding).
+    `single`: the transform in float32, 5x faster; its rounding lies ~140 dB below each frame's peak, under any
+    floor of 100 dB or less (tests/test_features.py holds the floored heat maps to librosa's). Without such a
+    floor, and for PCEN (which lifts every band to unit level, rounding and all), in double precision, as
+    librosa does (transform in double, stored in single)."""
     x = np.pad(np.asarray(audio, np.float32), n_fft // 2)
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    # As librosa does: the transform in double precision, stored in single, then the magnitude squared.
-    spectrum = rfft(frames * window, axis=1).astype(np.complex64)
-    return (np.abs(spectrum) ** 2).T
+    spectrum = rfft(frames * _hann(n_fft).astype(np.float32 if single else np.float64), axis=1)
+    spectrum = spectrum.astype(np.complex64, copy=False)
+    return (spectrum.real ** 2 + spectrum.imag ** 2).T
+
+
+@lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    """The periodic Hann window."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)
 
 
 def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = None,
@@ -152,7 +161,8 @@ def feature_map(audio: np.ndarray, cfg: FeatureConfig, beats: Beats | None = Non
     `beats`: what find_beats made of it, whose states or state probabilities make the rows of cfg.cycle_states.
     `kept`: a boolean per window (`windows`); only the frames of the kept windows set the recording's floor
     and standardisation, so that an artifact set aside (artifacts.screen) moves nothing in the windows judged."""
-    power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length)
+    single = cfg.floor_db is not None and cfg.floor_db <= 100 and "pcen" not in cfg.kind
+    power = power_spectrogram(audio, cfg.n_fft, cfg.hop_length, single)
     # Every frame when all windows are kept (the common case, computed as it always was), and when none is
     # (nothing will be judged).
     frames = slice(None) if kept is None or np.all(kept) or not np.any(kept) else \

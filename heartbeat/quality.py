@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .beats import EDGE_FRAMES, frames_of
-from .dsp import analytic_envelope, butter, irfft, median_filter, next_fast_len, rfft, sosfiltfilt
+from .dsp import analytic_envelope, butter, median_filter, next_fast_len, rfft, sosfiltfilt
 from .frontend import Prepared
 
 SILENT_DBFS = -70.0        # heart-band (25-400 Hz) level below which nothing audible was recorded
@@ -121,10 +121,11 @@ def frame_voicing(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.n
     audio = sosfiltfilt(_highpass(sample_rate), audio)    # above the heart sounds' low ring
     frames = audio[: len(audio) // n * n].reshape(-1, n)
     frames = frames - frames.mean(axis=1, keepdims=True)
-    energy = np.sum(frames ** 2, axis=1)
-    ac = irfft(np.abs(rfft(frames, 2 * n, axis=1)) ** 2, 2 * n, axis=1)[:, :n]
-    lo, hi = int(sample_rate / 300), int(sample_rate / 100) + 1
-    return ac[:, lo:hi].max(axis=1) / (ac[:, 0] + 1e-12), energy
+    energy = np.einsum("ij,ij->i", frames, frames)
+    # The autocorrelation at a voice's lags only (15 at 2 kHz), summed directly: a third of the transforms' time.
+    lags = range(int(sample_rate / 300), int(sample_rate / 100) + 1)
+    ac = np.stack([np.einsum("ij,ij->i", frames[:, :n - k], frames[:, k:]) for k in lags], axis=1)
+    return ac.max(axis=1) / (energy + 1e-12), energy
 
 
 def voicing_of(prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -180,12 +181,13 @@ def sound_levels(audio: np.ndarray, sample_rate: int, states: np.ndarray | None)
     dynamics_db      how far the heart band's loud frames (95th percentile) lie above its quiet ones (20th): a
                      heart sound swings its level with every beat, a fan or an engine hardly does.
     `audio`: at the model's rate, drift removed (DRIFT_HZ). The faded ends (beats.EDGE_FRAMES) count in none."""
-    frames = frames_of(audio, sample_rate)
-    power = np.abs(rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)) ** 2
+    frames = frames_of(np.asarray(audio, np.float32), sample_rate)    # single precision: 5x faster transforms
+    spectrum = rfft(frames * np.hanning(frames.shape[1]).astype(np.float32), axis=1)
     freqs = np.fft.rfftfreq(frames.shape[1], 1 / sample_rate)
-    bands = 10 * np.log10(np.column_stack([power[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
-                                           for lo, hi in SOUND_BANDS_HZ]) + 1e-12)
-    heart = 10 * np.log10(power[:, (freqs >= 25) & (freqs < 400)].sum(axis=1) + 1e-12)
+    # Every band's power in one product: a 0/1 column per band (SOUND_BANDS_HZ, then the heart band).
+    member = np.column_stack([(freqs >= lo) & (freqs < hi) for lo, hi in SOUND_BANDS_HZ + ((25, 400),)])
+    levels = 10 * np.log10((spectrum.real ** 2 + spectrum.imag ** 2) @ member.astype(np.float32) + 1e-12)
+    bands, heart = levels[:, :-1], levels[:, -1]
     inner = np.zeros(len(heart), bool)
     inner[EDGE_FRAMES:len(heart) - EDGE_FRAMES] = True
     if not inner.any():
