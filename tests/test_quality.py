@@ -293,3 +293,20 @@ def test_silence_and_clipping_have_their_own_reasons(model):
 # Kinds the gate cannot yet refuse reliably, with the rate it reaches (reports/quality_gate.md): a
 # lowered bar here is a known weakness written down, not a pass.
 MIN_REFUSED: dict[str, float] = {}
+
+
+def test_voicing_is_the_autocorrelation_at_a_voice_s_lags(heart_sample):
+    # frame_voicing sums the 15 lags it reads directly; here the whole autocorrelation through the transform,
+    # as it was computed until 2026-12-07, on real recordings: the same numbers.
+    from heartbeat.dsp import sosfiltfilt
+    from heartbeat.quality import VOICING_FRAME_S, _highpass, frame_voicing
+    for path in heart_sample["path"][::3]:
+        audio = load_audio(path, SAMPLE_RATE)
+        voiced, energy = frame_voicing(audio, SAMPLE_RATE)
+        n = int(VOICING_FRAME_S * SAMPLE_RATE)
+        x = sosfiltfilt(_highpass(SAMPLE_RATE), audio)
+        frames = x[: len(x) // n * n].reshape(-1, n)
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        ac = np.fft.irfft(np.abs(np.fft.rfft(frames, 2 * n, axis=1)) ** 2, 2 * n, axis=1)[:, :n]
+        np.testing.assert_allclose(energy, ac[:, 0], rtol=1e-9)
+        np.testing.assert_allclose(voiced, ac[:, 6:21].max(axis=1) / (ac[:, 0] + 1e-12), rtol=1e-7, atol=1e-9)
