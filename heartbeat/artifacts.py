@@ -17,11 +17,14 @@ against the same recording's typical window (so neither its level nor its device
                     what a heart sound holds
     voicing         how voiced its louder frames are (quality.voicing_of: speech repeats at its pitch)
     unsure          how much less sure the S1/S2 segmenter is there than in the median window
-Boosted trees (quality.Trees, plain JSON in the bundle's artifacts.json) turn these into a score, fitted by
-scripts/fit_artifacts.py on real heart recordings of every database with speech, rubbing, handling,
-footsteps, knocks and coughs laid over stretches of them. A window is set aside only when the trees are
-very sure (the bundle's cut, fit_artifacts.SHIPPED_CUT): on stethoscopes they never heard, laxer cuts set
-aside clean windows.
+Boosted trees (quality.Trees, plain JSON in the bundle's artifacts.json) turn these into a score. A second
+opinion reads the window itself: a small CNN (LiteRT, artifacts.tflite beside it) on its log-mel map up to
+800 Hz, in dB against the recording's typical heart-band frame, gives the odds that it holds anything but clean
+heart sounds. Both are fitted by scripts/fit_artifacts.py on real heart recordings of every database with
+speech, rubbing, handling, footsteps, knocks and coughs laid over stretches of them. A window is set aside where
+the trees are very sure (fit_artifacts.SHIPPED_CUT), or where they are fairly sure (SUSPECT_CUT) and the network
+agrees (NETWORK_MARGIN): either alone, at a cut that finds most artifacts, sets aside clean windows of
+stethoscopes it never heard, and the two err on different windows.
 
 The answer (predict.decide): the windows kept are judged on their own while at least MIN_CLEAN_WINDOWS
 remain, and the whole recording as recorded too, because an artifact must never take a referral away (a
@@ -39,8 +42,9 @@ from pathlib import Path
 import numpy as np
 
 from .beats import FRAME_RATE
-from .features import FeatureConfig, power_spectrogram
+from .features import FeatureConfig, mel_filters, power_spectrogram
 from .frontend import Prepared
+from .litert import Network
 from .preprocess import window_starts
 from .quality import SPECTRUM_HZ, VOICING_FRAME_S, Trees, balanced, voicing_of
 
@@ -69,14 +73,50 @@ HEARD = {"voicing": "speech", "high_share_db": "talking, rubbing or other noise"
          "floor_rise_db": "movement, talking or rubbing between the beats", "unsure": "noise over the heart sounds"}
 
 
+# The network's map of a window: log-mel bands of the recording as decoded (speech and rubbing lie above the heart
+# band), up to 800 Hz as everything here, in dB against the recording's typical frame in the heart band.
+MAP_BANDS, MAP_CLIP_DB = 32, 80.0
+MAP_HZ = (HEART_HZ[0], HIGH_HZ[1])
+NETWORK = "artifacts.tflite"         # the network's file, beside artifacts.json in a bundle
+KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")   # what the network names (negatives.OVERLAY_KINDS)
+
+
 def _db(x):
     return 10 * np.log10(np.asarray(x, np.float64) + 1e-20)
 
 
-def window_measurements(prepared: Prepared, cfg: FeatureConfig) -> np.ndarray:
-    """(n_windows, len(MEASUREMENTS)) for the network's windows of a prepared recording (same starts)."""
-    rate = prepared.sample_rate
+@dataclass
+class Windows:
+    """What the detector reads of a recording's analysis windows (the network's windows: same starts)."""
+    measurements: np.ndarray     # (windows, len(MEASUREMENTS)): the trees' inputs
+    maps: np.ndarray             # (windows, MAP_BANDS, window frames, 1): the network's
+
+
+def windows_of(prepared: Prepared, cfg: FeatureConfig) -> Windows:
+    """Both inputs from one power spectrogram of the decoded recording."""
     power = power_spectrogram(prepared.audio, cfg.n_fft, cfg.hop_length)          # the feature frames
+    return Windows(window_measurements(prepared, cfg, power), window_maps(power, cfg, prepared.sample_rate))
+
+
+def window_maps(power: np.ndarray, cfg: FeatureConfig, rate: int) -> np.ndarray:
+    """The network's input: each window's MAP_BANDS log-mel bands (MAP_HZ), in dB against the recording's median
+    heart-band frame (so neither the level nor a gain moves it), clipped to +-MAP_CLIP_DB."""
+    freqs = np.fft.rfftfreq(cfg.n_fft, 1 / rate)
+    heart_db = 10 * np.log10(power[(freqs >= HEART_HZ[0]) & (freqs < HEART_HZ[1])].sum(axis=0) + 1e-12)
+    db = 10 * np.log10(mel_filters(rate, cfg.n_fft, MAP_BANDS, *MAP_HZ) @ power + 1e-12)
+    db = np.clip(db - np.median(heart_db), -MAP_CLIP_DB, MAP_CLIP_DB).astype(np.float32)
+    starts = window_starts(power.shape[1], cfg.window_frames, cfg.hop_frames)
+    if not len(starts):
+        return np.zeros((0, MAP_BANDS, cfg.window_frames, 1), np.float32)
+    return np.lib.stride_tricks.sliding_window_view(db, cfg.window_frames, axis=1)[:, starts].transpose(1, 0, 2)[..., None]
+
+
+def window_measurements(prepared: Prepared, cfg: FeatureConfig, power: np.ndarray | None = None) -> np.ndarray:
+    """(n_windows, len(MEASUREMENTS)) for the network's windows of a prepared recording (same starts); `power`: its
+    power spectrogram, where the caller made it already."""
+    rate = prepared.sample_rate
+    if power is None:
+        power = power_spectrogram(prepared.audio, cfg.n_fft, cfg.hop_length)
     freqs = np.fft.rfftfreq(cfg.n_fft, 1 / rate)
     heart = power[(freqs >= HEART_HZ[0]) & (freqs < HEART_HZ[1])].sum(axis=0)
     high = power[(freqs >= HIGH_HZ[0]) & (freqs <= HIGH_HZ[1])].sum(axis=0)
@@ -132,18 +172,39 @@ def _medians(rows: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ArtifactDetector:
-    """`trees` score each window; at or above `threshold` it is set aside. `reference`: where each
-    measurement lies in clean windows (median, 99th percentile), to say what was heard."""
+    """`trees` score each window's measurements; at or above `threshold` the window is set aside on their word
+    alone. With a `network` (a small CNN on the window's map, LiteRT), a window the trees score `suspect` or more
+    is set aside too where the network's artifact score (log-odds of anything but clean) reaches `network_cut`:
+    the two err on different windows of a stethoscope neither has heard (README, "artifact windows"), and the
+    trees alone find more of the kinds of sound neither has heard. `reference`: where each measurement lies in
+    clean windows (median, 99th percentile), to say what was heard."""
     trees: Trees
     threshold: float
     reference: dict
+    network: Network | None = None
+    network_cut: float = float("inf")
+    suspect: float = 1.0
 
-    def flag(self, m: np.ndarray) -> np.ndarray:
+    def flag(self, w: Windows) -> np.ndarray:
         """Boolean per window: an artifact is there."""
-        return self.trees.probs(m) >= self.threshold if len(m) else np.zeros(0, bool)
+        if not len(w.measurements):
+            return np.zeros(0, bool)
+        score = self.trees.probs(w.measurements)
+        flagged = score >= self.threshold
+        ask = (score >= self.suspect) & ~flagged
+        if self.network is not None and ask.any():
+            flagged[ask] = self.network_score(w.maps[ask]) >= self.network_cut
+        return flagged
+
+    def network_score(self, maps: np.ndarray) -> np.ndarray:
+        """Per window, the network's log-odds that it holds anything but clean heart sounds."""
+        z = self.network(maps).astype(np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return np.log(1 - p[:, 0] + 1e-9) - np.log(p[:, 0] + 1e-9)
 
     def heard(self, m: np.ndarray) -> str:
-        """What the flagged windows `m` most likely held, in words."""
+        """What the flagged windows (their measurements `m`) most likely held, in words."""
         median = np.median(m, axis=0)
         # How far past clean windows each measurement lies, in units of how far the 1% most extreme clean
         # windows lie from their median: the one furthest past names what was heard.
@@ -152,33 +213,88 @@ class ArtifactDetector:
         return HEARD[max(beyond, key=beyond.get)]
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"measurements": list(MEASUREMENTS), "trees": asdict(self.trees),
-                                          "threshold": self.threshold, "reference": self.reference}))
+        """`path`: the settings (JSON); the network, if any, goes beside it as NETWORK."""
+        path = Path(path)
+        d = {"measurements": list(MEASUREMENTS), "trees": asdict(self.trees), "threshold": self.threshold,
+             "reference": self.reference}
+        if self.network is not None:
+            path.with_name(NETWORK).write_bytes(self.network.content)
+            d |= {"network": NETWORK, "network_cut": self.network_cut, "suspect": self.suspect, "map": _map_settings()}
+        path.write_text(json.dumps(d))
 
     @classmethod
     def load(cls, path: str | Path) -> "ArtifactDetector":
-        d = json.loads(Path(path).read_text())
+        path = Path(path)
+        d = json.loads(path.read_text())
         if d.get("measurements") != list(MEASUREMENTS):   # trees read features by position: no silent mismatch
             raise ValueError(f"{path}: fitted on other measurements ({d.get('measurements')}); refit it with "
                              "scripts/fit_artifacts.py")
-        return cls(Trees(**d["trees"]), d["threshold"], d["reference"])
+        network = None
+        if "network" in d:         # the network reads maps made as window_maps makes them, or none at all
+            if d.get("map") != _map_settings():
+                raise ValueError(f"{path}: its network was fitted on other maps ({d.get('map')}); refit it with "
+                                 "scripts/fit_artifacts.py")
+            network = Network(path.with_name(d["network"]))
+        return cls(Trees(**d["trees"]), d["threshold"], d["reference"], network, d.get("network_cut", float("inf")),
+                   d.get("suspect", 1.0))
 
     @classmethod
     def fit(cls, X: np.ndarray, artifact: np.ndarray, weight: np.ndarray, clean_flag_rate: float = 0.02,
-            seed: int = 0) -> "ArtifactDetector":
+            seed: int = 0, maps: np.ndarray | None = None, kind: np.ndarray | None = None,
+            network_margin: float = 0.0) -> "ArtifactDetector":
         """Windows `X` with `artifact` labels and `weight`s (databases and kinds weigh alike); the threshold
-        sets aside no more than `clean_flag_rate` of the (weighted) clean windows."""
+        sets aside no more than `clean_flag_rate` of the (weighted) clean windows. With `maps` (and each window's
+        overlaid `kind`, for the artifact windows), the network too, its cut `network_margin` above the log-odds
+        that sets aside `clean_flag_rate` of the clean windows (training only: needs TensorFlow)."""
         artifact, weight = np.asarray(artifact, bool), np.asarray(weight, float)
         trees = Trees.fit(X, artifact, balanced(weight, artifact), seed, list(MONOTONIC))
         clean = ~artifact
-        scores = trees.probs(X[clean])
-        order = np.argsort(scores)[::-1]
-        cum = np.cumsum(weight[clean][order]) / weight[clean].sum()
-        threshold = float(max(0.5, scores[order][min(np.searchsorted(cum, clean_flag_rate), len(order) - 1)]))
+        threshold = max(0.5, _cut(trees.probs(X[clean]), weight[clean], clean_flag_rate))
         reference = {k: {"clean_p50": float(np.percentile(X[clean, j], 50)),
                          "clean_p99": float(np.percentile(X[clean, j], 99))}
                      for j, k in enumerate(MEASUREMENTS)}
-        return cls(trees, threshold, reference)
+        detector = cls(trees, threshold, reference)
+        if maps is not None:
+            target = np.where(artifact, [KINDS.index(k) + 1 if a else 0 for k, a in zip(kind, artifact)], 0)
+            detector.network = _fit_network(maps, target, balanced(weight, artifact) * len(weight) / 2, seed)
+            scores = detector.network_score(maps[clean])
+            detector.network_cut = _cut(scores, weight[clean], clean_flag_rate) + network_margin
+        return detector
+
+
+def _cut(scores: np.ndarray, weight: np.ndarray, rate: float) -> float:
+    """The score at or above which `rate` of the (weighted) windows lie."""
+    order = np.argsort(scores)[::-1]
+    cum = np.cumsum(weight[order]) / weight.sum()
+    return float(scores[order][min(np.searchsorted(cum, rate), len(order) - 1)])
+
+
+def _map_settings() -> dict:
+    return {"bands": MAP_BANDS, "hz": list(MAP_HZ), "clip_db": MAP_CLIP_DB, "kinds": list(KINDS)}
+
+
+NETWORK_EPOCHS, NETWORK_WIDTH = 20, 16
+
+
+def _fit_network(maps: np.ndarray, target: np.ndarray, weight: np.ndarray, seed: int) -> Network:
+    """Three convolution blocks (NETWORK_WIDTH, twice, four times as many 3x3 filters; batch norm, ReLU, 2x2
+    max-pooling), global average pooling and dropout, one output for clean and one per kind (~25k weights):
+    fitted with Adam (1e-3) for NETWORK_EPOCHS epochs, then converted for LiteRT."""
+    import keras
+    from keras import layers
+    from .litert import to_tflite
+    keras.utils.set_random_seed(seed)
+    x = inputs = keras.Input(maps.shape[1:])
+    x = layers.Rescaling(1 / 20)(x)                     # dB to about unit scale
+    for filters in (NETWORK_WIDTH, 2 * NETWORK_WIDTH, 4 * NETWORK_WIDTH):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D(2, padding="same")(layers.ReLU()(layers.BatchNormalization()(x)))
+    x = layers.Dropout(0.3)(layers.GlobalAveragePooling2D()(x))
+    net = keras.Model(inputs, layers.Dense(1 + len(KINDS))(x))
+    net.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.fit(np.asarray(maps, np.float32), target.astype(np.float32), sample_weight=weight, epochs=NETWORK_EPOCHS,
+            batch_size=128, verbose=0, shuffle=True)
+    return Network(to_tflite(net))
 
 
 @dataclass
@@ -196,6 +312,6 @@ def screen(prepared: Prepared, cfg: FeatureConfig, detector: ArtifactDetector | 
     """The windows to judge (a bundle made before artifacts.json has no detector: all of them)."""
     if detector is None:
         return Screened(None, None)
-    m = window_measurements(prepared, cfg)
-    flagged = detector.flag(m)
-    return Screened(~flagged, detector.heard(m[flagged]) if flagged.any() else None)
+    w = windows_of(prepared, cfg)
+    flagged = detector.flag(w)
+    return Screened(~flagged, detector.heard(w.measurements[flagged]) if flagged.any() else None)

@@ -11,7 +11,6 @@ inference cannot drift from training.
 from __future__ import annotations
 
 import json
-import queue
 from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,10 @@ import numpy as np
 
 from .features import FeatureConfig, mel_filters, spectrum_bins
 from .beats import Segmenter
-from .artifacts import ArtifactDetector
+from .artifacts import NETWORK as ARTIFACT_NETWORK, ArtifactDetector
 from .describe import Describer
 from .diastolic import DiastolicListener
+from .litert import Network, to_tflite
 from .quality import QualityGate
 
 # The bundled model is package data (heartbeat/bundled; models/heartbeat in the checkout points there), so
@@ -193,13 +193,11 @@ def save_bundle(keras_model, bundle: Bundle, out_dir: str | Path, gate_from: Pat
     the quality gate do not depend on the network: those in `gate_from` are carried over when the bundle
     has none."""
     import shutil
-    import tensorflow as tf
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
-    (out / "model.tflite").write_bytes(converter.convert())
+    (out / "model.tflite").write_bytes(to_tflite(keras_model))
     (out / "bundle.json").write_text(bundle.to_json())
-    for part in ("segmenter.json", "quality.json", DESCRIBER, ARTIFACTS, DIASTOLIC):
+    for part in ("segmenter.json", "quality.json", DESCRIBER, ARTIFACTS, ARTIFACT_NETWORK, DIASTOLIC):
         if not (out / part).exists() and (Path(gate_from) / part).exists():
             shutil.copy(Path(gate_from) / part, out / part)
     return out
@@ -218,35 +216,11 @@ class HeartModel:
         self.artifacts = artifacts
         self.diastolic = diastolic
         self.features = bundle.features
-        self._tflite = str(tflite_path)
-        # An interpreter is not thread-safe (the app judges two requests at once, and a shared one raised
-        # "at least 1 reference to internal data"). Idle ones wait here: there are only ever as many as were
-        # in use at once, not one for each of the web server's 40 threads.
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self._idle.put(self._new_interpreter())    # load (and fail on a broken file) now, not on a patient
-
-    def _new_interpreter(self) -> dict:
-        from ai_edge_litert.interpreter import Interpreter
-        interp = Interpreter(model_path=self._tflite, num_threads=1)
-        return {"interp": interp, "input": interp.get_input_details()[0]["index"],
-                "output": interp.get_output_details()[0]["index"], "batch": None}
+        self.network = Network(tflite_path)
 
     def window_logits(self, windows: np.ndarray) -> np.ndarray:
         """(n, coeffs, frames, 1) heat-map windows -> n logits (positive = abnormal)."""
-        try:
-            t = self._idle.get_nowait()
-        except queue.Empty:
-            t = self._new_interpreter()
-        try:
-            if len(windows) != t["batch"]:
-                t["interp"].resize_tensor_input(t["input"], windows.shape, strict=False)
-                t["interp"].allocate_tensors()
-                t["batch"] = len(windows)
-            t["interp"].set_tensor(t["input"], np.ascontiguousarray(windows, np.float32))
-            t["interp"].invoke()
-            return t["interp"].get_tensor(t["output"])[:, 0].copy()
-        finally:
-            self._idle.put(t)
+        return self.network(windows)[:, 0]
 
     def p_abnormal(self, window_logits: np.ndarray) -> float:
         """Recording-level calibrated probability: the mean window logit through Platt scaling."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from .artifacts import KINDS as ARTIFACT_KINDS
 from .audio import SAMPLE_RATE, resample
 from .augment import coloured_noise, hum
 
@@ -375,8 +376,8 @@ def debian_sounds() -> list[Path]:
 # ------------------------------------------------------- over a heart recording ----
 
 # What sounds over a heart recording in a clinic: the patient or the clinician speaking, the chest piece rubbed,
-# handled or knocked, someone walking, a cough.
-OVERLAY_KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")
+# handled or knocked, someone walking, a cough (the artifact windows' network names the same kinds).
+OVERLAY_KINDS = ARTIFACT_KINDS
 OVERLAY_RATIOS_DB = (-5, 0, 5, 10)   # heart sound over the artifact (the measures: fit_artifacts, evaluate --overlays)
 
 

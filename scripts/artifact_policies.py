@@ -11,15 +11,16 @@ sample only. Then, with every window's logit kept, each policy below decides:
   (set_b's "noisy" files, CirCor's "Unknown" murmur status), and recording-level Se / Sp.
 Without a detector the answer flags what the quality gate flags; the issue asks for no more on clean recordings
 ("flagged beyond": real recordings a policy flags that the answer without a detector does not). The detector's
-cut is the shipped one (fit_artifacts.SHIPPED_CUT) unless `--threshold` says otherwise.
+cuts are the shipped ones (fit_artifacts.SHIPPED_CUT, SUSPECT_CUT, NETWORK_MARGIN) unless `--threshold` sets the
+trees' own otherwise.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,7 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--threshold", type=float, default=fa.SHIPPED_CUT,
-                        help="the detector's score cut (0: the fitted one, 2%% of clean windows)")
+                        help="the trees' score cut (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
     t0 = time.time()
     bundle = fa.bundle_without_detector(Path(tempfile.mkdtemp()))
@@ -168,7 +169,7 @@ def main(argv=None) -> int:
             (r.path, r.database, fa.KINDS[k], float(rng.choice(fa.RATIOS_DB)), 1000 + 7 * i + int(k))
             for k in rng.choice(len(fa.KINDS), 2, replace=False)]
         window_jobs += jobs if r.half == "fit" else []
-    with Pool(args.jobs, fa._init, (bundle,)) as pool:
+    with fa._pool(args.jobs, bundle) as pool:
         rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
                                               desc="windows", mininterval=30) for w in ws])
     detector = fa.fit(rows, args.threshold or None)
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
     unseen = table[~table["path"].isin(picked.loc[picked["half"] == "fit", "path"])]
     real = pd.concat([d.sample(min(len(d), args.per_db), random_state=1) for _, d in unseen.groupby("database")])
     jobs += [(r.path, r.database, None, None, -1) for r in real.itertuples()]
-    with Pool(args.jobs, _init, (bundle, detector)) as pool:
+    with multiprocessing.get_context("forkserver").Pool(args.jobs, _init, (bundle, detector)) as pool:   # as fa._pool
         answers = pd.DataFrame(list(tqdm(pool.imap(_logits, jobs, chunksize=4), total=len(jobs), desc="answers",
                                          mininterval=30)))
     answers = answers[answers["error"].isna()] if "error" in answers else answers
@@ -198,14 +199,14 @@ def main(argv=None) -> int:
         flagged = ((real["label"] == "no_heartbeat") | (real["answer_quality"] == "noisy")).to_numpy()
         before = flagged if before is None else before        # the first policy: no detector
         results[name] = overlay_counts(overlays) | real_counts(real) | {"flagged beyond": int((flagged & ~before).sum())}
-    text = markdown(results, len(answers[answers["real"]]), (time.time() - t0) / 60, detector.threshold)
+    text = markdown(results, len(answers[answers["real"]]), (time.time() - t0) / 60, detector)
     args.reports.mkdir(parents=True, exist_ok=True)
     (args.reports / "artifact_policies.md").write_text(text)
     print(text)
     return 0
 
 
-def markdown(results: dict, n_real: int, minutes: float, threshold: float) -> str:
+def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
     first = next(iter(results.values()))
     lines = ["# What to do with the artifact windows: answer policies side by side", "",
              f"Reproduce: `python scripts/artifact_policies.py` ({minutes:.0f} min here). The detector is fitted on "
@@ -213,7 +214,8 @@ def markdown(results: dict, n_real: int, minutes: float, threshold: float) -> st
              f"({first['n']} overlaid recordings); real: {n_real} recordings outside the fitting half, whole, as served. "
              "Handled and false referrals as in reports/artifacts.md; flagged: quality \"noisy\" or asked to record "
              "again. \"Marked noisy\": set_b's noisy files and CirCor's recordings whose murmur status its annotators "
-             f"left Unknown. The detector's score cut: {threshold:.3f}.", "",
+             f"left Unknown. The detector's cuts: trees {detector.threshold:.3f} alone, or {detector.suspect:.3f} with the "
+             f"window network at {detector.network_cut:.2f} (log-odds).", "",
              "| policy | overlays handled | false referrals | real flagged | flagged beyond | CirCor: annotated clean / marked noisy | "
              "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shutil
 import sys
 import tempfile
 import time
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from heartbeat import negatives
-from heartbeat.artifacts import ArtifactDetector, screen, window_measurements
+from heartbeat.artifacts import ArtifactDetector, Windows, screen, windows_of
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
+from heartbeat.cache import cache_dir
 from heartbeat.datasets import ALL_DBS, load_table
 from heartbeat.frontend import prepare
 from heartbeat.model import ARTIFACTS, DEFAULT_MODEL_DIR, load_model
@@ -40,11 +41,14 @@ from heartbeat.predict import decide
 from heartbeat.preprocess import window_starts
 
 ROOT = Path(__file__).resolve().parents[1]
-# The shipped score cut: a window is set aside only when the trees are this sure. Fitted cuts (2% of the fitting
-# databases' clean windows, ~0.86) set aside clean windows of stethoscopes never heard (CirCor's: 29%) and so flag
-# clean recordings; at 0.99, with the answer that never takes a referral away (predict.decide), no recording of
-# scripts/artifact_policies.py's real sample is flagged more than without a detector (README, "artifact windows").
+# The shipped cuts: a window is set aside where the trees score SHIPPED_CUT or more on their own (the detector shipped
+# alone until the evening of 2026-12-07), or SUSPECT_CUT or more where the window network's artifact log-odds also
+# lie NETWORK_MARGIN above the cut that sets aside 2% of the fitting windows that are clean. Either alone at a cut
+# that finds most artifacts sets aside clean windows of stethoscopes it never heard (the trees at their fitted
+# ~0.86: CirCor's 29%; the network: training-f's 75%), and they err on different windows (README, "artifact windows").
 SHIPPED_CUT = 0.99
+SUSPECT_CUT = 0.9
+NETWORK_MARGIN = 2.0
 KINDS, RATIOS_DB = negatives.OVERLAY_KINDS, negatives.OVERLAY_RATIOS_DB   # heart sound over artifact, over its stretch
 ARTIFACT_WITHIN_DB, CLEAN_BELOW_DB = -10.0, -30.0
 MAX_S = 30.0
@@ -52,8 +56,15 @@ MIX_RATE = negatives.SR     # overlays are mixed where the sounds are made, as a
 _worker: dict = {}
 
 
-def _init(bundle):
-    _worker["model"] = load_model(bundle)
+def _init(bundle, detector=None):
+    _worker["model"], _worker["detector"] = load_model(bundle), detector
+
+
+def _pool(jobs: int, *initargs):
+    """Fresh worker processes, not forks: a fork of a process that has trained a network with TensorFlow (the
+    window network, here) deadlocks in TensorFlow's locks (measured: "Mutex::Fer while waiting on Condition",
+    and the pool waits forever). The detector goes to each worker once, not with every job."""
+    return multiprocessing.get_context("forkserver").Pool(jobs, _init, initargs)
 
 
 def bundle_without_detector(folder: Path) -> Path:
@@ -85,20 +96,25 @@ def _windows(job) -> list[dict]:
     else:
         mix, art = negatives.overlay(heart, MIX_RATE, kind, ratio, seed)
         ratio_w = window_ratio_db(heart, art, cfg)
-    m = window_measurements(prepare(mix, cfg, model.segmenter, rate=MIX_RATE), cfg)
+    w = windows_of(prepare(mix, cfg, model.segmenter, rate=MIX_RATE), cfg)
     rows = []
-    for i, x in enumerate(m):
+    for i, x in enumerate(w.measurements):
         r = ratio_w[i] if ratio_w is not None and i < len(ratio_w) else -99.0
         label = True if r >= ARTIFACT_WITHIN_DB else False if r < CLEAN_BELOW_DB else None
-        rows.append({"path": path, "database": db, "kind": kind or "clean", "artifact": label, "x": x.tolist()})
+        rows.append({"path": path, "database": db, "kind": kind or "clean", "artifact": label, "x": x.tolist(),
+                     "map": w.maps[i].astype(np.float16)})        # half precision: 17,000 maps in memory
     return rows
+
+
+def windows(rows: pd.DataFrame) -> Windows:
+    return Windows(np.array(rows["x"].tolist()), np.stack(rows["map"].to_numpy()).astype(np.float32))
 
 
 def _answer(job) -> dict:
     """The whole answer for one measuring recording, clean or overlaid, with a given detector."""
-    path, db, kind, ratio, seed, detector = job
+    path, db, kind, ratio, seed, with_detector = job
     model = _worker["model"]
-    model.artifacts = detector
+    model.artifacts = _worker["detector"] if with_detector else None
     heart = load_audio(path, MIX_RATE)[: int(MAX_S * MIX_RATE)]
     mix = heart if kind is None else negatives.overlay(heart, MIX_RATE, kind, ratio, seed)[0]
     r = decide(prepare(mix, model.features, model.segmenter, rate=MIX_RATE), model)
@@ -108,14 +124,17 @@ def _answer(job) -> dict:
 
 
 def fit(rows: pd.DataFrame, threshold: float | None = None) -> ArtifactDetector:
-    """The detector on these windows; `threshold`: a fixed score cut instead of the fitted one (which sets aside
-    2% of the fitting databases' clean windows), to measure the trade between clean flags and artifacts found."""
+    """The detector (trees and window network) on these windows; `threshold`: the trees' score cut (None: the
+    fitted one, which sets aside 2% of the fitting databases' clean windows), to measure the trade between clean
+    flags and artifacts found."""
     rows = rows[rows["artifact"].notna()]
     group = rows["database"] + "/" + rows["kind"]
     weight = 1.0 / group.map(group.value_counts())            # each database and kind weighs alike
-    detector = ArtifactDetector.fit(np.array(rows["x"].tolist()), rows["artifact"].astype(bool).to_numpy(),
-                                    weight.to_numpy())
+    w = windows(rows)
+    detector = ArtifactDetector.fit(w.measurements, rows["artifact"].astype(bool).to_numpy(), weight.to_numpy(),
+                                    maps=w.maps, kind=rows["kind"].to_numpy(), network_margin=NETWORK_MARGIN)
     detector.threshold = detector.threshold if threshold is None else threshold
+    detector.suspect = min(SUSPECT_CUT, detector.threshold)
     return detector
 
 
@@ -125,8 +144,10 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where a run keeps what it has made, to resume when stopped (delete it to start over)")
     parser.add_argument("--threshold", type=float, default=SHIPPED_CUT,
-                        help="the score cut of every detector fitted here (0: the fitted one, 2%% of clean windows)")
+                        help="the trees' score cut of every detector fitted here (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
     args.threshold = args.threshold or None
     t0 = time.time()
@@ -140,41 +161,56 @@ def main(argv=None) -> int:
         jobs.append((r.path, r.database, None, None, 0))
         for k in rng.choice(len(KINDS), 2, replace=False):      # two kinds a recording, at random ratios
             jobs.append((r.path, r.database, KINDS[k], float(rng.choice(RATIOS_DB)), 1000 + 7 * i + int(k)))
-    with Pool(args.jobs, _init, (bundle,)) as pool:
-        rows = pd.DataFrame([w for ws in tqdm(pool.imap(_windows, jobs, chunksize=4), total=len(jobs),
-                                              desc="windows") for w in ws])
+    # A stopped run resumes: the windows, each held-out fold's figure and the answers are kept in args.work as made.
+    args.work = args.work or cache_dir() / "fit_artifacts" / f"per-db-{args.per_db}"
+    args.work.mkdir(parents=True, exist_ok=True)
+    settings = f"trees {args.threshold}, or {SUSPECT_CUT} with the network at its cut + {NETWORK_MARGIN}"     # what a fold's figure depends on
+    if (args.work / "rows.pkl").exists():
+        rows = pd.read_pickle(args.work / "rows.pkl")
+    else:
+        with _pool(args.jobs, bundle) as pool:
+            rows = pd.DataFrame([w for ws in tqdm(pool.imap(_windows, jobs, chunksize=4), total=len(jobs),
+                                                  desc="windows") for w in ws])
+        rows.to_pickle(args.work / "rows.pkl")
     rows["half"] = rows["path"].map(dict(zip(picked["path"], picked["half"])))
     fit_rows, measure_rows = rows[rows["half"] == "fit"], rows[rows["half"] == "measure"]
 
     # Each kind by a detector that never saw it; each database's clean windows likewise.
-    by_kind, by_db = {}, {}
-    for kind in KINDS:
-        det = fit(fit_rows[fit_rows["kind"] != kind], args.threshold)
-        part = measure_rows[(measure_rows["kind"] == kind) & (measure_rows["artifact"] == True)]  # noqa: E712
-        by_kind[kind] = {"windows": len(part), "flagged": float(det.flag(np.array(part["x"].tolist())).mean())
-                         if len(part) else None}
-    for db in ALL_DBS:
-        det = fit(fit_rows[fit_rows["database"] != db], args.threshold)
-        part = measure_rows[(measure_rows["database"] == db) & (measure_rows["kind"] == "clean")]
-        by_db[db] = {"windows": len(part), "flagged": float(det.flag(np.array(part["x"].tolist())).mean())
-                     if len(part) else None}
+    folds_file = args.work / "folds.json"
+    folds = json.loads(folds_file.read_text()) if folds_file.exists() else {}
+    for what, name in [("kind", k) for k in KINDS] + [("database", db) for db in ALL_DBS]:
+        if folds.get(f"{what}:{name}", {}).get("settings") == settings:
+            continue
+        det = fit(fit_rows[fit_rows[what] != name], args.threshold)
+        part = measure_rows[(measure_rows[what] == name) & ((measure_rows["artifact"] == True) if what == "kind"  # noqa: E712
+                                                            else (measure_rows["kind"] == "clean"))]
+        folds[f"{what}:{name}"] = {"settings": settings, "windows": len(part),
+                                   "flagged": float(det.flag(windows(part)).mean()) if len(part) else None}
+        folds_file.write_text(json.dumps(folds))
+    by_kind = {k: folds[f"kind:{k}"] for k in KINDS}
+    by_db = {db: folds[f"database:{db}"] for db in ALL_DBS}
 
     # The whole answer on the measuring half (recordings never used in fitting), clean and with each kind at
     # each ratio, by the detector fitted on the fitting half.
-    held_out = fit(fit_rows, args.threshold)
     measure = picked[picked["half"] == "measure"]
     answer_jobs = []
     for i, r in enumerate(measure.itertuples()):
-        answer_jobs.append((r.path, r.database, None, None, 0, held_out))
+        answer_jobs.append((r.path, r.database, None, None, 0, True))
         for kind in KINDS:
             for ratio in RATIOS_DB:
                 answer_jobs.append((r.path, r.database, kind, float(ratio), 5000 + 31 * i + RATIOS_DB.index(ratio),
-                                    held_out))
+                                    True))
     # ... and with no detector at all (the network and the gate alone), what the detector is weighed against.
-    bare_jobs = [job[:-1] + (None,) for job in answer_jobs]
-    with Pool(args.jobs, _init, (bundle,)) as pool:
-        answers = pd.DataFrame(list(tqdm(pool.imap(_answer, answer_jobs + bare_jobs, chunksize=4),
-                                         total=2 * len(answer_jobs), desc="answers")))
+    bare_jobs = [job[:-1] + (False,) for job in answer_jobs]
+    answers_file = args.work / f"answers ({settings}).pkl"
+    if answers_file.exists():
+        answers = pd.read_pickle(answers_file)
+    else:
+        held_out = fit(fit_rows, args.threshold)
+        with _pool(args.jobs, bundle, held_out) as pool:
+            answers = pd.DataFrame(list(tqdm(pool.imap(_answer, answer_jobs + bare_jobs, chunksize=4),
+                                             total=2 * len(answer_jobs), desc="answers")))
+        answers.to_pickle(answers_file)
     report = overlay_table(answers[: len(answer_jobs)])
     without = overlay_table(answers[len(answer_jobs):].reset_index(drop=True))
 
@@ -183,7 +219,8 @@ def main(argv=None) -> int:
     shipped.save(args.out / ARTIFACTS)
     timing = screen_ms(shipped, table, bundle)
     summary = {"screen_ms_30s": timing, "by_kind": by_kind, "by_database": by_db, "overlay": report,
-               "overlay_without_detector": without, "threshold": shipped.threshold,
+               "overlay_without_detector": without, "threshold": shipped.threshold, "network_cut": shipped.network_cut,
+               "suspect": shipped.suspect,
                "windows": int(rows["artifact"].notna().sum()), "recordings": len(picked),
                "minutes": round((time.time() - t0) / 60, 1)}
     args.reports.mkdir(parents=True, exist_ok=True)
@@ -240,7 +277,8 @@ def overlay_table(answers: pd.DataFrame) -> dict:
 def markdown(s: dict) -> str:
     lines = ["## Artifacts inside a heart recording (scripts/fit_artifacts.py)", "",
              f"{s['recordings']} real recordings (half to fit, half to measure), {s['windows']} labelled windows; "
-             f"shipped threshold {s['threshold']:.3f}; {s['minutes']} min on this machine. The artifact windows add "
+             f"shipped cuts: trees {s['threshold']:.3f} alone, or {s.get('suspect', float('nan')):.3f} with the window network "
+             f"at {s.get('network_cut', float('nan')):.2f} (log-odds); {s['minutes']} min on this machine. The artifact windows add "
              f"**{s['screen_ms_30s']:.1f} ms** to a 30 s recording (median; gate and beats: reports/quality_gate.md).", "",
              "### Artifact windows flagged, each kind by a detector fitted without it", "",
              "| kind | windows | flagged |", "|---|---|---|"]

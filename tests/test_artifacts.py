@@ -13,7 +13,7 @@ import pytest
 import soxr
 
 from conftest import need
-from heartbeat.artifacts import MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector, screen, window_measurements
+from heartbeat.artifacts import MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector, Windows, screen, windows_of
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.features import model_input
 from heartbeat.frontend import prepare
@@ -60,9 +60,9 @@ def over(heart: np.ndarray, noise: np.ndarray, start_s: float, ratio_db: float) 
 
 def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model, detector, table):
     """Real speech (espeak-ng) over 8-16 s of a real recording of each database, as loud as the heart sound.
-    Never "abnormal, good" where the clean recording is normal. Measured with the bundled detector at its strict
-    cut (fit_artifacts.SHIPPED_CUT): the speech left out in 3 of 7 (6 of 7 at the fitted cut, which flags clean
-    recordings of unseen stethoscopes), the clean label kept in 6 of 7."""
+    Never "abnormal, good" where the clean recording is normal. Measured with the bundled detector (the trees at
+    0.99, or at 0.9 with the window network): the speech left out in 5 of 7 (3 of 7 with the trees alone), the
+    clean label kept in 7 of 7."""
     cfg = model.features
     covered, same, named, results = [], [], [], []
     for path in long_normals(table):
@@ -80,7 +80,7 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
             assert r.caution and r.artifact_heard in r.caution
             results.append((heart, r))
     assert len(covered) >= 6
-    assert sum(covered) >= 3 and np.mean(same) >= 0.8, (covered, same)
+    assert sum(covered) >= 5 and np.mean(same) >= 0.8, (covered, same)
     assert np.mean(named) >= 0.5, named
     # The page's beats picture shows the stretches left out (grey, hatched) and says so.
     from heartbeat.serve.figures import beats_figure
@@ -100,8 +100,8 @@ def test_speech_over_part_of_a_recording_is_set_aside_and_the_rest_judged(model,
 
 def test_speech_throughout_asks_for_a_new_recording(model, detector, table):
     """Speech louder than the heart sound (-5 dB) over the whole of a real normal recording of each database.
-    Measured with the bundled detector: asked to record again in 5 of 7; in CirCor's 40798_TV and training-f's
-    f0001 its strict cut found 3 and 1 of 13 windows, and the answer is "abnormal, good" (README: what is left)."""
+    Measured with the bundled detector: asked to record again in 7 of 7 (5 of 7 with the trees alone, which
+    left CirCor's 40798_TV and training-f's f0001 "abnormal, good")."""
     cfg = model.features
     refused = []
     for path in long_normals(table):
@@ -111,7 +111,7 @@ def test_speech_throughout_asks_for_a_new_recording(model, detector, table):
         if r.label == "no_heartbeat" and r.artifact_heard:    # sent back by the artifact windows: say so and how
             assert headline(r.to_dict()) == TOO_NOISY
             assert r.artifact_heard in r.quality_reason and "Not judged" in details(r.to_dict())[0]
-    assert len(refused) >= 6 and sum(refused) >= 5, refused
+    assert len(refused) >= 6 and sum(refused) >= 7, refused
 
 
 def test_clean_recordings_of_every_database_are_not_sent_back(model, detector, table):
@@ -131,8 +131,8 @@ class SetAside:
     def __init__(self, windows: np.ndarray):
         self.windows = windows
 
-    def flag(self, m: np.ndarray) -> np.ndarray:
-        return self.windows[: len(m)]
+    def flag(self, w: Windows) -> np.ndarray:
+        return self.windows[: len(w.measurements)]
 
     def heard(self, m: np.ndarray) -> str:
         return "speech"
@@ -199,12 +199,13 @@ def test_the_same_windows_are_set_aside_at_any_rate_and_level(model, detector, t
     x2k = load_audio(path, SAMPLE_RATE)[: 24 * SAMPLE_RATE]
     heart = resample(x2k, SAMPLE_RATE, MIX_RATE)
     noisy = over(heart, speech(6.0), 9.0, 0.0)
-    base = window_measurements(prepare(noisy, cfg, model.segmenter, rate=MIX_RATE), cfg)
+    base = windows_of(prepare(noisy, cfg, model.segmenter, rate=MIX_RATE), cfg)
     for rate, level in ((4000, 1.0), (44100, 1.0), (MIX_RATE, 0.1)):
         copy = soxr.resample(noisy, MIX_RATE, rate) * level
-        m = window_measurements(prepare(load_audio_array(copy, rate), cfg, model.segmenter), cfg)
-        np.testing.assert_allclose(m, base, atol=0.5)
-        assert np.array_equal(detector.flag(m), detector.flag(base)), rate
+        w = windows_of(prepare(load_audio_array(copy, rate), cfg, model.segmenter), cfg)
+        np.testing.assert_allclose(w.measurements, base.measurements, atol=0.5)
+        np.testing.assert_allclose(w.maps, base.maps, atol=0.5)              # dB against the recording's own level
+        assert np.array_equal(detector.flag(w), detector.flag(base)), rate
 
 
 def load_audio_array(x: np.ndarray, rate: int) -> np.ndarray:
@@ -259,18 +260,26 @@ def test_without_a_detector_every_window_is_judged(model, table, tmp_path):
     assert not r.set_aside and all(not w["set_aside"] for w in r.windows)
 
 
-def test_detector_round_trips_and_stretches_merge(detector, tmp_path):
+def test_detector_round_trips_and_stretches_merge(model, detector, table, tmp_path):
     detector.save(tmp_path / "a.json")
     again = ArtifactDetector.load(tmp_path / "a.json")
+    assert again.network is not None and again.network.content == detector.network.content
+    assert (again.threshold, again.network_cut) == (detector.threshold, detector.network_cut)
+    cfg = model.features
+    heart = load_audio(long_normals(table)[0], MIX_RATE)[: 20 * MIX_RATE]
+    w = windows_of(prepare(over(heart, speech(20.0, seed=5), 0.0, -5.0), cfg, model.segmenter, rate=MIX_RATE), cfg)
+    assert np.array_equal(again.flag(w), detector.flag(w)) and detector.flag(w).any()
+    # The trees alone: a quiet, unvoiced window against a loud, voiced one.
     quiet = {k: 0.0 for k in MEASUREMENTS} | {"high_share_db": -30.0, "low_share_db": -30.0, "voicing": 0.2}
     loud = {k: 20.0 for k in MEASUREMENTS} | {"voicing": 0.9, "unsure": 0.3}
     x = np.array([[row[k] for k in MEASUREMENTS] for row in (quiet, loud)])
-    assert np.array_equal(again.flag(x), detector.flag(x)) and again.threshold == detector.threshold
-    assert detector.flag(x).tolist() == [False, True]       # a quiet, unvoiced window against a loud voiced one
-    stale = json.loads((tmp_path / "a.json").read_text()) | {"measurements": list(MEASUREMENTS[:-1])}
-    (tmp_path / "b.json").write_text(json.dumps(stale))
-    with pytest.raises(ValueError, match="other measurements"):
-        ArtifactDetector.load(tmp_path / "b.json")
+    assert (detector.trees.probs(x) >= detector.threshold).tolist() == [False, True]
+    saved = json.loads((tmp_path / "a.json").read_text())
+    for change, match in (({"measurements": list(MEASUREMENTS[:-1])}, "other measurements"),
+                          ({"map": saved["map"] | {"bands": 40}}, "other maps")):
+        (tmp_path / "b.json").write_text(json.dumps(saved | change))
+        with pytest.raises(ValueError, match=match):
+            ArtifactDetector.load(tmp_path / "b.json")
     assert stretches([0.0, 1.5, 6.0], 3.0) == [{"start_s": 0.0, "end_s": 4.5}, {"start_s": 6.0, "end_s": 9.0}]
     assert MIN_CLEAN_WINDOWS >= 2
 

@@ -171,7 +171,7 @@ def test_network_is_safe_and_frugal_across_threads(model):
         threaded = list(pool.map(fresh.window_logits, batches))
     for a, b in zip(serial, threaded):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    assert 1 <= fresh._idle.qsize() <= 8
+    assert 1 <= fresh.network.idle <= 8
 
 
 def test_bundled_model_is_the_shipped_recipe(model):
