@@ -1,7 +1,9 @@
 """Fit the artifact detector (heartbeat/artifacts.py) and measure it on speech and movement over real hearts.
 
-    python scripts/fit_artifacts.py [--per-db 60] [--jobs 2]   # writes heartbeat/bundled/artifacts.json,
-                                                                # reports/artifacts.{md,json}
+    python scripts/fit_artifacts.py [--per-db 60] [--jobs 2]   # writes heartbeat/bundled/artifacts.{json,tflite},
+                                                                # reports/artifacts.{md,json}; ~37 min here
+
+A stopped run resumes from what it kept in --work (the windows, each held-out fold's figure, the answers).
 
 Real heart recordings of all nine databases (at most 30 s of each), split by recording into a fitting half
 and a measuring half. Over a stretch of each (30-60% of it, or all of it in one of four) one kind of
