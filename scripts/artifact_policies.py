@@ -17,7 +17,6 @@ trees' own otherwise.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -38,17 +37,10 @@ from heartbeat.model import load_model
 from heartbeat.quality import measure
 
 ROOT = Path(__file__).resolve().parents[1]
-_worker: dict = {}
-
-
-def _init(bundle, detector):
-    _worker["model"], _worker["detector"] = load_model(bundle), detector
-
-
 def _logits(job) -> dict:
     """Gate verdict, the detector's windows and every window's logit (judged part, and all windows as today)."""
     path, db, kind, ratio, seed = job
-    model, cfg = _worker["model"], _worker["model"].features
+    model, cfg = fa._worker["model"], fa._worker["model"].features     # fit_artifacts' workers (fa._pool)
     out = {"path": path, "database": db, "kind": kind or "clean", "ratio_db": ratio, "real": seed < 0}
     try:
         if seed < 0:        # a real recording, whole, as served
@@ -63,7 +55,7 @@ def _logits(job) -> dict:
     q = model.quality.judge(measure(p))
     out |= {"usable": q.usable, "quality": q.level}
     if q.usable:
-        s = screen(p, cfg, _worker["detector"])
+        s = screen(p, cfg, fa._worker["detector"])
         judged, _ = model_input(judged_part(p, cfg, model.segmenter, s.keep), cfg, s.keep)
         every, _ = model_input(p, cfg)
         out |= {"keep": s.keep, "heard": s.heard, "logits": model.window_logits(judged),
@@ -182,7 +174,7 @@ def main(argv=None) -> int:
     unseen = table[~table["path"].isin(picked.loc[picked["half"] == "fit", "path"])]
     real = pd.concat([d.sample(min(len(d), args.per_db), random_state=1) for _, d in unseen.groupby("database")])
     jobs += [(r.path, r.database, None, None, -1) for r in real.itertuples()]
-    with multiprocessing.get_context("forkserver").Pool(args.jobs, _init, (bundle, detector)) as pool:   # as fa._pool
+    with fa._pool(args.jobs, bundle, detector) as pool:
         answers = pd.DataFrame(list(tqdm(pool.imap(_logits, jobs, chunksize=4), total=len(jobs), desc="answers",
                                          mininterval=30)))
     answers = answers[answers["error"].isna()] if "error" in answers else answers
