@@ -176,7 +176,9 @@ class ArtifactDetector:
     alone. With a `network` (a small CNN on the window's map, LiteRT), a window the trees score `suspect` or more
     is set aside too where the network's artifact score (log-odds of anything but clean) reaches `network_cut`:
     the two err on different windows of a stethoscope neither has heard (README, "artifact windows"), and the
-    trees alone find more of the kinds of sound neither has heard. `reference`: where each measurement lies in
+    trees alone find more of the kinds of sound neither has heard. The network alone sets a window aside where its
+    score reaches `network_alone`, far above that cut: the trees read each window against the rest of its own
+    recording, so a sound present throughout is theirs to miss. `reference`: where each measurement lies in
     clean windows (median, 99th percentile), to say what was heard."""
     trees: Trees
     threshold: float
@@ -184,6 +186,7 @@ class ArtifactDetector:
     network: Network | None = None
     network_cut: float = float("inf")
     suspect: float = 1.0
+    network_alone: float = float("inf")
 
     def flag(self, w: Windows) -> np.ndarray:
         """Boolean per window: an artifact is there."""
@@ -191,9 +194,10 @@ class ArtifactDetector:
             return np.zeros(0, bool)
         score = self.trees.probs(w.measurements)
         flagged = score >= self.threshold
-        ask = (score >= self.suspect) & ~flagged
+        ask = ~flagged if np.isfinite(self.network_alone) else (score >= self.suspect) & ~flagged
         if self.network is not None and ask.any():
-            flagged[ask] = self.network_score(w.maps[ask]) >= self.network_cut
+            net = self.network_score(w.maps[ask])
+            flagged[ask] = ((score[ask] >= self.suspect) & (net >= self.network_cut)) | (net >= self.network_alone)
         return flagged
 
     def network_score(self, maps: np.ndarray) -> np.ndarray:
@@ -219,7 +223,8 @@ class ArtifactDetector:
              "reference": self.reference}
         if self.network is not None:
             path.with_name(NETWORK).write_bytes(self.network.content)
-            d |= {"network": NETWORK, "network_cut": self.network_cut, "suspect": self.suspect, "map": _map_settings()}
+            d |= {"network": NETWORK, "network_cut": self.network_cut, "suspect": self.suspect, "map": _map_settings(),
+                  "network_alone": self.network_alone if np.isfinite(self.network_alone) else None}
         path.write_text(json.dumps(d))
 
     @classmethod
@@ -236,16 +241,17 @@ class ArtifactDetector:
                                  "scripts/fit_artifacts.py")
             network = Network(path.with_name(d["network"]))
         return cls(Trees(**d["trees"]), d["threshold"], d["reference"], network, d.get("network_cut", float("inf")),
-                   d.get("suspect", 1.0))
+                   d.get("suspect", 1.0), float("inf") if d.get("network_alone") is None else d["network_alone"])
 
     @classmethod
     def fit(cls, X: np.ndarray, artifact: np.ndarray, weight: np.ndarray, clean_flag_rate: float = 0.02,
             seed: int = 0, maps: np.ndarray | None = None, kind: np.ndarray | None = None,
-            network_margin: float = 0.0) -> "ArtifactDetector":
+            network_margin: float = 0.0, network_alone_margin: float = float("inf")) -> "ArtifactDetector":
         """Windows `X` with `artifact` labels and `weight`s (databases and kinds weigh alike); the threshold
         sets aside no more than `clean_flag_rate` of the (weighted) clean windows. With `maps` (and each window's
-        overlaid `kind`, for the artifact windows), the network too, its cut `network_margin` above the log-odds
-        that sets aside `clean_flag_rate` of the clean windows (training only: needs TensorFlow)."""
+        overlaid `kind`, for the artifact windows), the network too, its cuts `network_margin` (beside the trees)
+        and `network_alone_margin` (alone) above the log-odds that sets aside `clean_flag_rate` of the clean
+        windows (training only: needs TensorFlow)."""
         artifact, weight = np.asarray(artifact, bool), np.asarray(weight, float)
         trees = Trees.fit(X, artifact, balanced(weight, artifact), seed, list(MONOTONIC))
         clean = ~artifact
@@ -258,7 +264,8 @@ class ArtifactDetector:
             target = np.where(artifact, [KINDS.index(k) + 1 if a else 0 for k, a in zip(kind, artifact)], 0)
             detector.network = _fit_network(maps, target, balanced(weight, artifact) * len(weight) / 2, seed)
             scores = detector.network_score(maps[clean])
-            detector.network_cut = _cut(scores, weight[clean], clean_flag_rate) + network_margin
+            clean_cut = _cut(scores, weight[clean], clean_flag_rate)
+            detector.network_cut, detector.network_alone = clean_cut + network_margin, clean_cut + network_alone_margin
         return detector
 
 

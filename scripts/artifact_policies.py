@@ -148,24 +148,36 @@ def main(argv=None) -> int:
     parser.add_argument("--reports", type=Path, default=ROOT / "reports")
     parser.add_argument("--work", type=Path, help="keep every window's logit here (answers.pkl) and start from it "
                         "when it exists: new policies are then measured in seconds")
+    parser.add_argument("--network-alone", type=float, help="also set aside windows where the window network alone "
+                        "scores this many log-odds above its 2%% clean cut (a variant of the detector)")
     parser.add_argument("--threshold", type=float, default=fa.SHIPPED_CUT,
                         help="the trees' score cut (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
     t0 = time.time()
     bundle = fa.bundle_without_detector(Path(tempfile.mkdtemp()))
     table = load_table()
-    saved = args.work / "answers.pkl" if args.work else None
-    if saved is not None and saved.exists():
-        answers, detector = pd.read_pickle(saved), ArtifactDetector.load(args.work / ARTIFACTS)
-        minutes = float((args.work / "minutes").read_text())
+    # In --work: the detector fitted on the fitting half (fitted once), and the answers of each variant of it.
+    fitted = args.work / ARTIFACTS if args.work else None
+    if fitted is not None and fitted.exists():
+        detector = ArtifactDetector.load(fitted)
     else:
-        answers, detector = measure_answers(bundle, table, args)
+        detector = fit_detector(bundle, table, args)
+        if fitted is not None:
+            args.work.mkdir(parents=True, exist_ok=True)
+            detector.save(fitted)
+    variant = ""
+    if args.network_alone is not None:      # log-odds above the cut that sets aside 2% of clean fitting windows
+        detector.network_alone = detector.network_cut - fa.NETWORK_MARGIN + args.network_alone
+        variant = f" (network alone +{args.network_alone:g})"
+    saved = args.work / f"answers{variant}.pkl" if args.work else None
+    if saved is not None and saved.exists():
+        answers, minutes = pd.read_pickle(saved), float(saved.with_suffix(".minutes").read_text())
+    else:
+        answers = answer_all(bundle, table, args, detector)
         minutes = (time.time() - t0) / 60
         if saved is not None:
-            args.work.mkdir(parents=True, exist_ok=True)
-            detector.save(args.work / ARTIFACTS)
             answers.to_pickle(saved)
-            (args.work / "minutes").write_text(f"{minutes:.1f}")
+            saved.with_suffix(".minutes").write_text(f"{minutes:.1f}")
 
     model = load_model(bundle)
     cal, cut = model.bundle.calibration, model.bundle.threshold
@@ -227,13 +239,17 @@ def where_from(overlays: pd.DataFrame, shipped, p, cut: float, window_s: float) 
         "windows moved by the fewer windows left.", ""])
 
 
-def measure_answers(bundle: Path, table: pd.DataFrame, args) -> tuple[pd.DataFrame, ArtifactDetector]:
-    """The detector fitted on the fitting half; every window's logit on the measuring half's overlays and on
-    real recordings outside the fitting half."""
-    # fit_artifacts' sample, halves and seeds, so the detector is the one its overlay table measures.
+def picked_halves(table: pd.DataFrame) -> pd.DataFrame:
+    """fit_artifacts' sample and halves, so the detector is the one its overlay table measures."""
     sample = table.query("duration_s >= 7.5")
     picked = pd.concat([d.sample(min(len(d), 60), random_state=0) for _, d in sample.groupby("database")])
     picked["half"] = np.where(np.arange(len(picked)) % 2 == 0, "fit", "measure")
+    return picked
+
+
+def fit_detector(bundle: Path, table: pd.DataFrame, args) -> ArtifactDetector:
+    """The detector as fit_artifacts fits it, on the fitting half only."""
+    picked = picked_halves(table)
     rng = np.random.default_rng(0)
     window_jobs = []
     for i, r in enumerate(picked.itertuples()):
@@ -244,8 +260,12 @@ def measure_answers(bundle: Path, table: pd.DataFrame, args) -> tuple[pd.DataFra
     with fa._pool(args.jobs, bundle) as pool:
         rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
                                               desc="windows", mininterval=30) for w in ws])
-    detector = fa.fit(rows, args.threshold or None)
+    return fa.fit(rows, args.threshold or None)
 
+
+def answer_all(bundle: Path, table: pd.DataFrame, args, detector: ArtifactDetector) -> pd.DataFrame:
+    """Every window's logit on the measuring half's overlays and on real recordings outside the fitting half."""
+    picked = picked_halves(table)
     jobs = []
     for i, r in enumerate(picked[picked["half"] == "measure"].itertuples()):
         jobs.append((r.path, r.database, None, None, 0))
@@ -261,7 +281,7 @@ def measure_answers(bundle: Path, table: pd.DataFrame, args) -> tuple[pd.DataFra
     answers["truth"] = answers["path"].map(dict(zip(table["path"], table["label"])))
     answers["marked_noisy"] = answers["path"].map(dict(zip(
         table["path"], table["original_label"].str.contains("noisy") | (table["label"] == "unknown"))))
-    return answers, detector
+    return answers
 
 
 def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
@@ -273,7 +293,9 @@ def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
              "Handled and false referrals as in reports/artifacts.md; flagged: quality \"noisy\" or asked to record "
              "again. \"Marked noisy\": set_b's noisy files and CirCor's recordings whose murmur status its annotators "
              f"left Unknown. The detector's cuts: trees {detector.threshold:.3f} alone, or {detector.suspect:.3f} with the "
-             f"window network at {detector.network_cut:.2f} (log-odds).", "",
+             f"window network at {detector.network_cut:.2f} (log-odds)"
+             + (f", or the network alone at {detector.network_alone:.2f}" if np.isfinite(detector.network_alone) else "")
+             + ".", "",
              "| policy | overlays handled | false referrals | real flagged | flagged beyond | CirCor: annotated clean / marked noisy | "
              "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

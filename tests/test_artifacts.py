@@ -114,6 +114,26 @@ def test_speech_throughout_asks_for_a_new_recording(model, detector, table):
     assert len(refused) >= 6 and sum(refused) >= 7, refused
 
 
+def test_a_sound_present_throughout_is_found_by_the_window_network(model, detector, table):
+    """Footsteps over the whole of a real normal recording of each database, 5 dB under the heart sound. The trees
+    read each window against its own recording's typical window, which holds footsteps too; the window network
+    alone, at its far cut, hears them. Measured with the bundled detector: 60 of 91 windows found (15 without the
+    network's own cut). Footsteps are a kind the detector was fitted on (kinds never heard: reports/artifacts.md)."""
+    import dataclasses
+
+    from heartbeat import negatives
+    cfg = model.features
+    found = found_by_trees = total = 0
+    for i, path in enumerate(long_normals(table)):
+        heart = load_audio(path, MIX_RATE)[: 20 * MIX_RATE]
+        steps = negatives.footsteps(np.random.default_rng(i), 20.0)
+        w = windows_of(prepare(over(heart, steps, 0.0, 5.0), cfg, model.segmenter, rate=MIX_RATE), cfg)
+        found += int(detector.flag(w).sum())
+        found_by_trees += int(dataclasses.replace(detector, network_alone=np.inf).flag(w).sum())
+        total += len(w.measurements)
+    assert total >= 70 and found >= 0.5 * total and found >= 2 * found_by_trees, (found, found_by_trees, total)
+
+
 def test_clean_recordings_of_every_database_are_not_sent_back(model, detector, table):
     cfg = model.features
     paths = long_normals(table, n_per_db=2, min_s=10.0)
@@ -264,7 +284,8 @@ def test_detector_round_trips_and_stretches_merge(model, detector, table, tmp_pa
     detector.save(tmp_path / "a.json")
     again = ArtifactDetector.load(tmp_path / "a.json")
     assert again.network is not None and again.network.content == detector.network.content
-    assert (again.threshold, again.network_cut) == (detector.threshold, detector.network_cut)
+    assert (again.threshold, again.network_cut, again.network_alone) == (detector.threshold, detector.network_cut,
+                                                                         detector.network_alone)
     cfg = model.features
     heart = load_audio(long_normals(table)[0], MIX_RATE)[: 20 * MIX_RATE]
     w = windows_of(prepare(over(heart, speech(20.0, seed=5), 0.0, -5.0), cfg, model.segmenter, rate=MIX_RATE), cfg)

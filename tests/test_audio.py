@@ -87,13 +87,15 @@ def test_resampling_is_anti_aliased(tmp_path):
 @pytest.mark.parametrize("rate", [4000, 8000, 11025, 16000, 22050, 44100, 48000, 96000])
 def test_streamed_resampling_is_one_call_on_the_whole_signal(table, rate):
     # A real recording as a phone or a browser would hand it over at `rate`, 16-bit: streamed through soxr a chunk
-    # at a time, converted and offset as it goes, it comes out as soxr's one call on the whole float signal.
+    # at a time, converted and offset as it goes, in two halves at once (30 s: longer than SPLIT_ABOVE_S), it
+    # comes out as soxr's one call on the whole float signal, to float32's rounding.
     import soundfile as sf
     import soxr
     heart, sr = sf.read(table.query("duration_s >= 30")["path"].iloc[0], dtype="float32")
     x = soxr.resample(heart[: 30 * sr], sr, rate)
     pcm = np.round(np.clip(x / np.abs(x).max() * 0.8, -1, 1) * 32767).astype(np.int16)
     assert len(pcm) > 2 * A.RESAMPLE_CHUNK or rate < 8000      # several chunks, seams included
+    assert len(pcm) > A.SPLIT_ABOVE_S * rate                    # and two halves
     offset = float(pcm.mean() / 32768)
     whole = soxr.resample(pcm.astype(np.float32) / 32768 - np.float32(offset), rate, A.SAMPLE_RATE, "HQ")
     given = pcm.copy()
@@ -101,6 +103,22 @@ def test_streamed_resampling_is_one_call_on_the_whole_signal(table, rate):
     assert streamed.dtype == np.float32 and len(streamed) == len(whole)
     assert np.max(np.abs(streamed - whole)) <= 1e-6 * np.max(np.abs(whole))
     np.testing.assert_array_equal(pcm, given)      # the caller's samples untouched
+
+
+def _resampled(x: np.ndarray) -> np.ndarray:
+    return A.resample(x, 44100, A.SAMPLE_RATE)
+
+
+def test_a_forked_worker_resamples_long_recordings_too():
+    # The batch forks its workers after the parent has resampled: a long recording's second half runs on a thread
+    # pool, and a forked child must get a pool of its own (the parent's would wait for ever on threads the child
+    # does not have).
+    import multiprocessing
+    x = tone(seconds=20.0, sr=44100, hz=120.0, amp=0.5).astype(np.float32)
+    here = _resampled(x)                       # the parent's pool has run threads now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        there = pool.apply_async(_resampled, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(there, here)
 
 
 def test_16_bit_and_float_files_give_the_same_samples(tmp_path):
