@@ -177,9 +177,11 @@ class ArtifactDetector:
     is set aside too where the network's artifact score (log-odds of anything but clean) reaches `network_cut`:
     the two err on different windows of a stethoscope neither has heard (README, "artifact windows"), and the
     trees alone find more of the kinds of sound neither has heard. The network alone sets a window aside where its
-    score reaches `network_alone`, far above that cut: the trees read each window against the rest of its own
-    recording, so a sound present throughout is theirs to miss. `reference`: where each measurement lies in
-    clean windows (median, 99th percentile), to say what was heard."""
+    score reaches `network_alone`, far above that cut, wherever the trees score `alone_from` or more: the trees
+    read each window against the rest of its own recording, so a sound present throughout is theirs to miss, though
+    not wholly (every window so found in fitting scored 0.2 or more; asking only those spares the network most
+    clean windows). `reference`: where each measurement lies in clean windows (median, 99th percentile), to say
+    what was heard."""
     trees: Trees
     threshold: float
     reference: dict
@@ -187,6 +189,7 @@ class ArtifactDetector:
     network_cut: float = float("inf")
     suspect: float = 1.0
     network_alone: float = float("inf")
+    alone_from: float = 0.0
 
     def flag(self, w: Windows) -> np.ndarray:
         """Boolean per window: an artifact is there."""
@@ -194,10 +197,12 @@ class ArtifactDetector:
             return np.zeros(0, bool)
         score = self.trees.probs(w.measurements)
         flagged = score >= self.threshold
-        ask = ~flagged if np.isfinite(self.network_alone) else (score >= self.suspect) & ~flagged
+        alone_from = self.alone_from if np.isfinite(self.network_alone) else float("inf")
+        ask = (score >= min(self.suspect, alone_from)) & ~flagged
         if self.network is not None and ask.any():
-            net = self.network_score(w.maps[ask])
-            flagged[ask] = ((score[ask] >= self.suspect) & (net >= self.network_cut)) | (net >= self.network_alone)
+            net, asked = self.network_score(w.maps[ask]), score[ask]
+            flagged[ask] = (((asked >= self.suspect) & (net >= self.network_cut))
+                            | ((asked >= alone_from) & (net >= self.network_alone)))
         return flagged
 
     def network_score(self, maps: np.ndarray) -> np.ndarray:
@@ -224,7 +229,8 @@ class ArtifactDetector:
         if self.network is not None:
             path.with_name(NETWORK).write_bytes(self.network.content)
             d |= {"network": NETWORK, "network_cut": self.network_cut, "suspect": self.suspect, "map": _map_settings(),
-                  "network_alone": self.network_alone if np.isfinite(self.network_alone) else None}
+                  "network_alone": self.network_alone if np.isfinite(self.network_alone) else None,
+                  "alone_from": self.alone_from}
         path.write_text(json.dumps(d))
 
     @classmethod
@@ -241,7 +247,8 @@ class ArtifactDetector:
                                  "scripts/fit_artifacts.py")
             network = Network(path.with_name(d["network"]))
         return cls(Trees(**d["trees"]), d["threshold"], d["reference"], network, d.get("network_cut", float("inf")),
-                   d.get("suspect", 1.0), float("inf") if d.get("network_alone") is None else d["network_alone"])
+                   d.get("suspect", 1.0), float("inf") if d.get("network_alone") is None else d["network_alone"],
+                   d.get("alone_from", 0.0))
 
     @classmethod
     def fit(cls, X: np.ndarray, artifact: np.ndarray, weight: np.ndarray, clean_flag_rate: float = 0.02,

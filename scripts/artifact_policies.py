@@ -150,6 +150,8 @@ def main(argv=None) -> int:
                         "when it exists: new policies are then measured in seconds")
     parser.add_argument("--network-alone", type=float, help="also set aside windows where the window network alone "
                         "scores this many log-odds above its 2%% clean cut (a variant of the detector)")
+    parser.add_argument("--alone-from", type=float, default=fa.ALONE_FROM,
+                        help="... asked where the trees score this or more")
     parser.add_argument("--threshold", type=float, default=fa.SHIPPED_CUT,
                         help="the trees' score cut (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
     variant = ""
     if args.network_alone is not None:      # log-odds above the cut that sets aside 2% of clean fitting windows
         detector.network_alone = detector.network_cut - fa.NETWORK_MARGIN + args.network_alone
-        variant = f" (network alone +{args.network_alone:g})"
+        detector.alone_from = args.alone_from
+        variant = f" (network alone +{args.network_alone:g} from trees {args.alone_from:g})"
     saved = args.work / f"answers{variant}.pkl" if args.work else None
     if saved is not None and saved.exists():
         answers, minutes = pd.read_pickle(saved), float(saved.with_suffix(".minutes").read_text())
@@ -294,7 +297,8 @@ def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
              "again. \"Marked noisy\": set_b's noisy files and CirCor's recordings whose murmur status its annotators "
              f"left Unknown. The detector's cuts: trees {detector.threshold:.3f} alone, or {detector.suspect:.3f} with the "
              f"window network at {detector.network_cut:.2f} (log-odds)"
-             + (f", or the network alone at {detector.network_alone:.2f}" if np.isfinite(detector.network_alone) else "")
+             + (f", or the network alone at {detector.network_alone:.2f} where the trees score {detector.alone_from:g} or more"
+                if np.isfinite(detector.network_alone) else "")
              + ".", "",
              "| policy | overlays handled | false referrals | real flagged | flagged beyond | CirCor: annotated clean / marked noisy | "
              "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",
