@@ -173,8 +173,9 @@ def main(argv=None) -> int:
     # A stopped run resumes: the windows, each held-out fold's figure and the answers are kept in args.work as made.
     args.work = args.work or cache_dir() / "fit_artifacts" / f"per-db-{args.per_db}"
     args.work.mkdir(parents=True, exist_ok=True)
-    settings = (f"trees {args.threshold}, or {SUSPECT_CUT} with the network at its cut + {NETWORK_MARGIN}, "    # what a fold's
-                f"or the network alone at + {NETWORK_ALONE_MARGIN} from trees {ALONE_FROM}")                                             # figure depends on
+    # What a fold's figure depends on: a fold measured with other cuts is measured again.
+    settings = (f"trees {args.threshold}, or {SUSPECT_CUT} with the network at its cut + {NETWORK_MARGIN}, "
+                f"or the network alone at + {NETWORK_ALONE_MARGIN} from trees {ALONE_FROM}")
     if (args.work / "rows.pkl").exists():
         rows = pd.read_pickle(args.work / "rows.pkl")
     else:

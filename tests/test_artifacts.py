@@ -4,6 +4,7 @@ the same file at another rate or level gets the same windows set aside."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 import shutil
@@ -119,8 +120,6 @@ def test_a_sound_present_throughout_is_found_by_the_window_network(model, detect
     read each window against its own recording's typical window, which holds footsteps too; the window network
     alone, at its far cut, hears them. Measured with the bundled detector: 60 of 91 windows found (15 without the
     network's own cut). Footsteps are a kind the detector was fitted on (kinds never heard: reports/artifacts.md)."""
-    import dataclasses
-
     from heartbeat import negatives
     cfg = model.features
     found = found_by_trees = total = 0
@@ -284,8 +283,8 @@ def test_detector_round_trips_and_stretches_merge(model, detector, table, tmp_pa
     detector.save(tmp_path / "a.json")
     again = ArtifactDetector.load(tmp_path / "a.json")
     assert again.network is not None and again.network.content == detector.network.content
-    assert (again.threshold, again.network_cut, again.network_alone) == (detector.threshold, detector.network_cut,
-                                                                         detector.network_alone)
+    settings = ("threshold", "network_cut", "suspect", "network_alone", "alone_from")
+    assert [getattr(again, k) for k in settings] == [getattr(detector, k) for k in settings]
     cfg = model.features
     heart = load_audio(long_normals(table)[0], MIX_RATE)[: 20 * MIX_RATE]
     w = windows_of(prepare(over(heart, speech(20.0, seed=5), 0.0, -5.0), cfg, model.segmenter, rate=MIX_RATE), cfg)
