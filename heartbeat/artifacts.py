@@ -24,7 +24,9 @@ heart sounds. Both are fitted by scripts/fit_artifacts.py on real heart recordin
 speech, rubbing, handling, footsteps, knocks and coughs laid over stretches of them. A window is set aside where
 the trees are very sure (fit_artifacts.SHIPPED_CUT), or where they are fairly sure (SUSPECT_CUT) and the network
 agrees (NETWORK_MARGIN): either alone, at a cut that finds most artifacts, sets aside clean windows of
-stethoscopes it never heard, and the two err on different windows.
+stethoscopes it never heard, and the two err on different windows. The network alone decides only far above
+that cut (NETWORK_ALONE_MARGIN, where the trees score ALONE_FROM or more): the trees read a window against its
+own recording, so a sound present throughout is the network's to find.
 
 The answer (predict.decide): the windows kept are judged on their own while at least MIN_CLEAN_WINDOWS
 remain, and the whole recording as recorded too, because an artifact must never take a referral away (a
