@@ -26,7 +26,10 @@ the trees are very sure (fit_artifacts.SHIPPED_CUT), or where they are fairly su
 agrees (NETWORK_MARGIN): either alone, at a cut that finds most artifacts, sets aside clean windows of
 stethoscopes it never heard, and the two err on different windows. The network alone decides only far above
 that cut (NETWORK_ALONE_MARGIN, where the trees score ALONE_FROM or more): the trees read a window against its
-own recording, so a sound present throughout is the network's to find.
+own recording, so a sound present throughout is the network's to find. For the same reason, where the network
+hears an artifact in most of a recording's windows (THROUGHOUT_SHARE, at a cut between the two), the whole of it
+is set aside. What was heard is named by the network where it is sure (NAME_SURE; kinds said two by two as what a
+clinician can change, KIND_WORDS), else by the trees' measurement that stands out most.
 
 The answer (predict.decide): the windows kept are judged on their own while at least MIN_CLEAN_WINDOWS
 remain, and the whole recording as recorded too, because an artifact must never take a referral away (a
@@ -64,7 +67,17 @@ LOW_HZ, HEART_HZ, HIGH_HZ = (7.0, 25.0), (25.0, 400.0), (400.0, SPECTRUM_HZ[1])
 # 3 s windows span 6 s, about six heart cycles, the length of PhysioNet 2016's shortest recordings (5 s),
 # on which the network was trained and scored. Fewer, and the answer is "record again".
 MIN_CLEAN_WINDOWS = 3
-# What was heard, in a clinician's words, by the measurement that stands out most in the flagged windows.
+# What was heard, in a clinician's words: the window network's kinds, two by two as what the clinician can change
+# (the patient talks or coughs; the hand on the chest piece moves; someone walks or the piece is knocked), where the
+# flagged windows' mean probabilities give one pair NAME_SURE of the artifact share. Pairs, not kinds: on recordings
+# it never heard, of kinds it was fitted on, the network named the kind itself in 0.89-0.99 of answers (handling and
+# rubbing taken for each other the most), and a kind it never heard it names as another in 37-96% of the windows it
+# flags (reports/artifacts.md), mostly as that kind's pair.
+KIND_WORDS = {"speech": "talking or coughing", "cough": "talking or coughing",
+              "rubbing": "rubbing or handling of the chest piece", "handling": "rubbing or handling of the chest piece",
+              "footsteps": "footsteps, knocks or bumps", "taps": "footsteps, knocks or bumps"}
+NAME_SURE = 0.7
+# Where the network is not sure (or absent), by the measurement that stands out most in the flagged windows.
 # At 2 kHz a voice, cloth on the chest piece and a room's noise all mostly add sound above the heart band and
 # are not told apart reliably (measured: espeak-ng speech was named by its high band, not its voicing), so
 # the words name the family, not one cause.
@@ -81,6 +94,9 @@ MAP_BANDS, MAP_CLIP_DB = 32, 80.0
 MAP_HZ = (HEART_HZ[0], HIGH_HZ[1])
 NETWORK = "artifacts.tflite"         # the network's file, beside artifacts.json in a bundle
 KINDS = ("speech", "rubbing", "handling", "footsteps", "taps", "cough")   # what the network names (negatives.OVERLAY_KINDS)
+# A recording is set aside whole where at least this share of its windows reach the network's `throughout` cut:
+# most of it holds a sound the trees, reading each window against the rest, cannot single out.
+THROUGHOUT_SHARE = 0.5
 
 
 def _db(x):
@@ -182,8 +198,9 @@ class ArtifactDetector:
     score reaches `network_alone`, far above that cut, wherever the trees score `alone_from` or more: the trees
     read each window against the rest of its own recording, so a sound present throughout is theirs to miss, though
     not wholly (every window so found in fitting scored 0.2 or more; asking only those spares the network most
-    clean windows). `reference`: where each measurement lies in clean windows (median, 99th percentile), to say
-    what was heard."""
+    clean windows). Where the network scores `network_throughout` or more in THROUGHOUT_SHARE of a recording's
+    windows, all of them are set aside. `reference`: where each measurement lies in clean windows (median, 99th
+    percentile), to say what was heard where the network does not name it."""
     trees: Trees
     threshold: float
     reference: dict
@@ -192,36 +209,75 @@ class ArtifactDetector:
     suspect: float = 1.0
     network_alone: float = float("inf")
     alone_from: float = 0.0
+    network_throughout: float = float("inf")
 
-    def flag(self, w: Windows) -> np.ndarray:
-        """Boolean per window: an artifact is there."""
-        if not len(w.measurements):
-            return np.zeros(0, bool)
+    def judge(self, w: Windows, one_recording: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Boolean per window (an artifact is there), and the network's probabilities of clean and of each of
+        KINDS per window (NaN where it was not asked; None without a network). `one_recording`: the windows are
+        one recording's, so the `throughout` rule applies (False: windows pooled from many, each on its own)."""
+        n = len(w.measurements)
+        if not n:
+            return np.zeros(0, bool), None
         score = self.trees.probs(w.measurements)
         flagged = score >= self.threshold
+        if self.network is None:
+            return flagged, None
         alone_from = self.alone_from if np.isfinite(self.network_alone) else float("inf")
-        ask = (score >= min(self.suspect, alone_from)) & ~flagged
-        if self.network is not None and ask.any():
-            net, asked = self.network_score(w.maps[ask]), score[ask]
-            flagged[ask] = (((asked >= self.suspect) & (net >= self.network_cut))
-                            | ((asked >= alone_from) & (net >= self.network_alone)))
-        return flagged
+        # The windows the trees score high enough to ask the network about (those they set aside too: the
+        # network names what is in them).
+        ask = score >= min(self.suspect, alone_from)
+        probs = np.full((n, 1 + len(KINDS)), np.nan)
+        if ask.any():
+            probs[ask] = self.network_probs(w.maps[ask])
+            net, asked = _log_odds(probs[ask]), score[ask]
+            flagged[ask] |= (((asked >= self.suspect) & (net >= self.network_cut))
+                             | ((asked >= alone_from) & (net >= self.network_alone)))
+            if one_recording and np.sum(net >= self.network_throughout) >= THROUGHOUT_SHARE * n:
+                flagged[:] = True
+        return flagged, probs
+
+    def flag(self, w: Windows, one_recording: bool = True) -> np.ndarray:
+        """Boolean per window: an artifact is there (judge)."""
+        return self.judge(w, one_recording)[0]
+
+    def network_probs(self, maps: np.ndarray) -> np.ndarray:
+        """Per window, the network's probabilities of clean heart sounds and of each of KINDS."""
+        z = self.network(maps).astype(np.float64)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
 
     def network_score(self, maps: np.ndarray) -> np.ndarray:
         """Per window, the network's log-odds that it holds anything but clean heart sounds."""
-        z = self.network(maps).astype(np.float64)
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        return np.log(1 - p[:, 0] + 1e-9) - np.log(p[:, 0] + 1e-9)
+        return _log_odds(self.network_probs(maps))
 
-    def heard(self, m: np.ndarray) -> str:
-        """What the flagged windows (their measurements `m`) most likely held, in words."""
+    def heard(self, m: np.ndarray, probs: np.ndarray | None = None) -> str:
+        """What the flagged windows (their measurements `m`, and the network's `probs` of them) most likely held,
+        in words."""
+        named = self.named(probs)
+        if named is not None:
+            return named
         median = np.median(m, axis=0)
         # How far past clean windows each measurement lies, in units of how far the 1% most extreme clean
         # windows lie from their median: the one furthest past names what was heard.
         beyond = {k: (median[j] - r["clean_p50"]) / max(r["clean_p99"] - r["clean_p50"], 1e-9)
                   for j, (k, r) in enumerate((k, self.reference[k]) for k in MEASUREMENTS)}
         return HEARD[max(beyond, key=beyond.get)]
+
+    @staticmethod
+    def named(probs: np.ndarray | None) -> str | None:
+        """KIND_WORDS for what the network hears in these windows, where it is sure of it (NAME_SURE of the
+        artifact share of their mean probabilities); None where it is not, or did not hear them."""
+        if probs is None or not len(probs):
+            return None
+        heard = probs[~np.isnan(probs[:, 0])]
+        if not len(heard):
+            return None
+        share = heard[:, 1:].mean(axis=0)
+        by_words: dict[str, float] = {}
+        for kind, p in zip(KINDS, share / max(share.sum(), 1e-12)):
+            by_words[KIND_WORDS[kind]] = by_words.get(KIND_WORDS[kind], 0.0) + p
+        words = max(by_words, key=by_words.get)
+        return words if by_words[words] >= NAME_SURE else None
 
     def save(self, path: str | Path) -> None:
         """`path`: the settings (JSON); the network, if any, goes beside it as NETWORK."""
@@ -232,7 +288,8 @@ class ArtifactDetector:
             path.with_name(NETWORK).write_bytes(self.network.content)
             d |= {"network": NETWORK, "network_cut": self.network_cut, "suspect": self.suspect, "map": _map_settings(),
                   "network_alone": self.network_alone if np.isfinite(self.network_alone) else None,
-                  "alone_from": self.alone_from}
+                  "alone_from": self.alone_from,
+                  "network_throughout": self.network_throughout if np.isfinite(self.network_throughout) else None}
         path.write_text(json.dumps(d))
 
     @classmethod
@@ -250,17 +307,19 @@ class ArtifactDetector:
             network = Network(path.with_name(d["network"]))
         return cls(Trees(**d["trees"]), d["threshold"], d["reference"], network, d.get("network_cut", float("inf")),
                    d.get("suspect", 1.0), float("inf") if d.get("network_alone") is None else d["network_alone"],
-                   d.get("alone_from", 0.0))
+                   d.get("alone_from", 0.0),
+                   float("inf") if d.get("network_throughout") is None else d["network_throughout"])
 
     @classmethod
     def fit(cls, X: np.ndarray, artifact: np.ndarray, weight: np.ndarray, clean_flag_rate: float = 0.02,
             seed: int = 0, maps: np.ndarray | None = None, kind: np.ndarray | None = None,
-            network_margin: float = 0.0, network_alone_margin: float = float("inf")) -> "ArtifactDetector":
+            network_margin: float = 0.0, network_alone_margin: float = float("inf"),
+            network_throughout_margin: float = float("inf")) -> "ArtifactDetector":
         """Windows `X` with `artifact` labels and `weight`s (databases and kinds weigh alike); the threshold
         sets aside no more than `clean_flag_rate` of the (weighted) clean windows. With `maps` (and each window's
-        overlaid `kind`, for the artifact windows), the network too, its cuts `network_margin` (beside the trees)
-        and `network_alone_margin` (alone) above the log-odds that sets aside `clean_flag_rate` of the clean
-        windows (training only: needs TensorFlow)."""
+        overlaid `kind`, for the artifact windows), the network too, its cuts `network_margin` (beside the trees),
+        `network_alone_margin` (alone) and `network_throughout_margin` (in most of a recording's windows) above
+        the log-odds that sets aside `clean_flag_rate` of the clean windows (training only: needs TensorFlow)."""
         artifact, weight = np.asarray(artifact, bool), np.asarray(weight, float)
         trees = Trees.fit(X, artifact, balanced(weight, artifact), seed, list(MONOTONIC))
         clean = ~artifact
@@ -275,7 +334,13 @@ class ArtifactDetector:
             scores = detector.network_score(maps[clean])
             clean_cut = _cut(scores, weight[clean], clean_flag_rate)
             detector.network_cut, detector.network_alone = clean_cut + network_margin, clean_cut + network_alone_margin
+            detector.network_throughout = clean_cut + network_throughout_margin
         return detector
+
+
+def _log_odds(probs: np.ndarray) -> np.ndarray:
+    """Log-odds of anything but clean, from the network's probabilities."""
+    return np.log(1 - probs[:, 0] + 1e-9) - np.log(probs[:, 0] + 1e-9)
 
 
 def _cut(scores: np.ndarray, weight: np.ndarray, rate: float) -> float:
@@ -329,5 +394,7 @@ def screen(prepared: Prepared, cfg: FeatureConfig, detector: ArtifactDetector | 
     if detector is None:
         return Screened(None, None)
     w = windows_of(prepared, cfg)
-    flagged = detector.flag(w)
-    return Screened(~flagged, detector.heard(w.measurements[flagged]) if flagged.any() else None)
+    flagged, probs = detector.judge(w)
+    if not flagged.any():
+        return Screened(~flagged, None)
+    return Screened(~flagged, detector.heard(w.measurements[flagged], None if probs is None else probs[flagged]))

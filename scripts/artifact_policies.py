@@ -152,6 +152,8 @@ def main(argv=None) -> int:
                         "scores this many log-odds above its 2%% clean cut (a variant of the detector)")
     parser.add_argument("--alone-from", type=float, default=fa.ALONE_FROM,
                         help="... asked where the trees score this or more")
+    parser.add_argument("--throughout", type=float, help="set a recording aside whole where the network scores this "
+                        "many log-odds above its 2%% clean cut in half its windows (a variant of the detector)")
     parser.add_argument("--threshold", type=float, default=fa.SHIPPED_CUT,
                         help="the trees' score cut (0: the fitted one, 2%% of clean windows)")
     args = parser.parse_args(argv)
@@ -172,6 +174,9 @@ def main(argv=None) -> int:
         detector.network_alone = detector.network_cut - fa.NETWORK_MARGIN + args.network_alone
         detector.alone_from = args.alone_from
         variant = f" (network alone +{args.network_alone:g} from trees {args.alone_from:g})"
+    if args.throughout is not None:
+        detector.network_throughout = detector.network_cut - fa.NETWORK_MARGIN + args.throughout
+        variant += f" (throughout +{args.throughout:g})"
     saved = args.work / f"answers{variant}.pkl" if args.work else None
     if saved is not None and saved.exists():
         answers, minutes = pd.read_pickle(saved), float(saved.with_suffix(".minutes").read_text())
@@ -299,6 +304,8 @@ def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
              f"window network at {detector.network_cut:.2f} (log-odds)"
              + (f", or the network alone at {detector.network_alone:.2f} where the trees score {detector.alone_from:g} or more"
                 if np.isfinite(detector.network_alone) else "")
+             + (f", and every window where the network scores {detector.network_throughout:.2f} in half of them"
+                if np.isfinite(detector.network_throughout) else "")
              + ".", "",
              "| policy | overlays handled | false referrals | real flagged | flagged beyond | CirCor: annotated clean / marked noisy | "
              "set_b: annotated clean / marked noisy | training-a | training-b | training-e | Se | Sp |",

@@ -14,7 +14,8 @@ import pytest
 import soxr
 
 from conftest import need
-from heartbeat.artifacts import MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector, Windows, screen, windows_of
+from heartbeat.artifacts import (HEARD, KIND_WORDS, KINDS, MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector,
+                                 Windows, screen, windows_of)
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.features import model_input
 from heartbeat.frontend import prepare
@@ -115,22 +116,56 @@ def test_speech_throughout_asks_for_a_new_recording(model, detector, table):
     assert len(refused) >= 6 and sum(refused) >= 7, refused
 
 
-def test_a_sound_present_throughout_is_found_by_the_window_network(model, detector, table):
+def test_a_sound_present_throughout_is_found_by_the_window_network_and_named(model, detector, table):
     """Footsteps over the whole of a real normal recording of each database, 5 dB under the heart sound. The trees
     read each window against its own recording's typical window, which holds footsteps too; the window network
-    alone, at its far cut, hears them. Measured with the bundled detector: 60 of 91 windows found (15 without the
-    network's own cut). Footsteps are a kind the detector was fitted on (kinds never heard: reports/artifacts.md)."""
+    alone, at its far cut, hears them, and where it hears them in most windows the whole recording is set aside.
+    Measured with the bundled detector: 81 of 91 windows found (60 without the rule for a sound throughout, 15
+    without the network's own cuts), named "footsteps, knocks or bumps" in 7 of 7. Footsteps are a kind the detector was fitted on (kinds never heard:
+    reports/artifacts.md)."""
     from heartbeat import negatives
     cfg = model.features
-    found = found_by_trees = total = 0
+    found = found_by_trees = found_by_windows = total = 0
+    names = []
     for i, path in enumerate(long_normals(table)):
         heart = load_audio(path, MIX_RATE)[: 20 * MIX_RATE]
         steps = negatives.footsteps(np.random.default_rng(i), 20.0)
         w = windows_of(prepare(over(heart, steps, 0.0, 5.0), cfg, model.segmenter, rate=MIX_RATE), cfg)
-        found += int(detector.flag(w).sum())
-        found_by_trees += int(dataclasses.replace(detector, network_alone=np.inf).flag(w).sum())
+        flagged, probs = detector.judge(w)
+        found += int(flagged.sum())
+        trees = dataclasses.replace(detector, network_alone=np.inf, network_throughout=np.inf)
+        found_by_trees += int(trees.flag(w).sum())
+        found_by_windows += int(dataclasses.replace(detector, network_throughout=np.inf).flag(w).sum())
         total += len(w.measurements)
-    assert total >= 70 and found >= 0.5 * total and found >= 2 * found_by_trees, (found, found_by_trees, total)
+        if flagged.any():
+            names.append(detector.heard(w.measurements[flagged], probs[flagged]))
+    assert total >= 70 and found >= 0.75 * total and found >= 2 * found_by_trees, (found, found_by_trees, total)
+    assert found > found_by_windows, (found, found_by_windows)        # the whole-recording rule adds windows
+    assert len(names) >= 6 and names.count(KIND_WORDS["footsteps"]) >= 0.7 * len(names), names
+
+
+def test_what_was_heard_is_named_by_the_network_where_it_is_sure(detector):
+    """The network's kinds, two by two as what a clinician can change (KIND_WORDS), where the flagged windows' mean
+    probabilities give one pair NAME_SURE of the artifact share; else (unsure, or windows it was not asked about)
+    the trees' words for the measurement that stands out most."""
+    loud = np.array([[20.0 if k == "peak_rise_db" else 0.0 for k in MEASUREMENTS]] * 3)
+
+    def probs(**share):
+        p = np.full((3, 1 + len(KINDS)), 0.02)
+        p[:, 0] = 0.3
+        for kind, v in share.items():
+            p[:, 1 + KINDS.index(kind)] = v
+        return p
+    assert detector.heard(loud, probs(footsteps=0.6)) == KIND_WORDS["footsteps"] == KIND_WORDS["taps"]
+    # Neither of a pair is sure alone (0.5 each of the artifact share): together they are.
+    assert detector.heard(loud, probs(rubbing=0.3, handling=0.3)) == KIND_WORDS["rubbing"] == KIND_WORDS["handling"]
+    spread = np.full((3, 1 + len(KINDS)), 1 / (1 + len(KINDS)))          # no pair stands out
+    assert detector.heard(loud, spread) == HEARD["peak_rise_db"] == detector.heard(loud)
+    only_first = probs(speech=0.6)
+    only_first[1:] = np.nan                                              # only the window asked counts
+    assert detector.heard(loud, only_first) == KIND_WORDS["speech"]
+    assert detector.heard(loud, np.full_like(only_first, np.nan)) == HEARD["peak_rise_db"]
+    assert set(KIND_WORDS) == set(KINDS) and len(set(KIND_WORDS.values())) == 3
 
 
 def test_clean_recordings_of_every_database_are_not_sent_back(model, detector, table):
@@ -150,10 +185,10 @@ class SetAside:
     def __init__(self, windows: np.ndarray):
         self.windows = windows
 
-    def flag(self, w: Windows) -> np.ndarray:
-        return self.windows[: len(w.measurements)]
+    def judge(self, w: Windows) -> tuple[np.ndarray, None]:
+        return self.windows[: len(w.measurements)], None
 
-    def heard(self, m: np.ndarray) -> str:
+    def heard(self, m: np.ndarray, probs=None) -> str:
         return "speech"
 
 
@@ -283,7 +318,7 @@ def test_detector_round_trips_and_stretches_merge(model, detector, table, tmp_pa
     detector.save(tmp_path / "a.json")
     again = ArtifactDetector.load(tmp_path / "a.json")
     assert again.network is not None and again.network.content == detector.network.content
-    settings = ("threshold", "network_cut", "suspect", "network_alone", "alone_from")
+    settings = ("threshold", "network_cut", "suspect", "network_alone", "alone_from", "network_throughout")
     assert [getattr(again, k) for k in settings] == [getattr(detector, k) for k in settings]
     cfg = model.features
     heart = load_audio(long_normals(table)[0], MIX_RATE)[: 20 * MIX_RATE]
