@@ -69,10 +69,11 @@ LOW_HZ, HEART_HZ, HIGH_HZ = (7.0, 25.0), (25.0, 400.0), (400.0, SPECTRUM_HZ[1])
 MIN_CLEAN_WINDOWS = 3
 # What was heard, in a clinician's words: the window network's kinds, two by two as what the clinician can change
 # (the patient talks or coughs; the hand on the chest piece moves; someone walks or the piece is knocked), where the
-# flagged windows' mean probabilities give one pair NAME_SURE of the artifact share. Pairs, not kinds: on recordings
-# it never heard, of kinds it was fitted on, the network named the kind itself in 0.89-0.99 of answers (handling and
-# rubbing taken for each other the most), and a kind it never heard it names as another in 37-96% of the windows it
-# flags (reports/artifacts.md), mostly as that kind's pair.
+# flagged windows' mean probabilities give one pair NAME_SURE of the artifact share. Pairs, not kinds: each pair's
+# kinds are the ones the network takes for each other (handling and rubbing the most), and the advice is the same.
+# On recordings it never heard, of kinds it was fitted on, the answers name the right pair in 0.95-0.997; a kind it
+# never heard it names as one it knows, right only through the pair (rubbing 0.96 of the flagged windows, handling
+# 0.17, coughs 0; reports/artifacts.md).
 KIND_WORDS = {"speech": "talking or coughing", "cough": "talking or coughing",
               "rubbing": "rubbing or handling of the chest piece", "handling": "rubbing or handling of the chest piece",
               "footsteps": "footsteps, knocks or bumps", "taps": "footsteps, knocks or bumps"}
