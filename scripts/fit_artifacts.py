@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from heartbeat import negatives
-from heartbeat.artifacts import KIND_WORDS, KINDS as KINDS_NAMED, THROUGHOUT_SHARE, ArtifactDetector, Windows, screen, windows_of
+from heartbeat.artifacts import KIND_WORDS, KINDS as NETWORK_KINDS, THROUGHOUT_SHARE, ArtifactDetector, Windows, screen, windows_of
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.cache import cache_dir
 from heartbeat.datasets import ALL_DBS, load_table
@@ -277,7 +277,7 @@ def held_out_figures(det: ArtifactDetector, part: pd.DataFrame, what: str) -> di
         # The network never heard this kind: where it is sure, it names what it knows; right when that is the
         # words it says for this kind's pair (artifacts.KIND_WORDS), which it did hear.
         named = [det.named(p[None]) for p in probs[flagged]]
-        kinds = [max(KINDS_NAMED, key=lambda k: p[1 + KINDS_NAMED.index(k)]) for p in probs[flagged]]
+        kinds = [NETWORK_KINDS[int(np.argmax(p[1:]))] for p in probs[flagged]]
         out |= {"named_as_known": float(np.mean([n is not None for n in named])),
                 "named_right": float(np.mean([n == KIND_WORDS[part["kind"].iloc[0]] for n in named])),
                 "named_as": pd.Series([k for k, n in zip(kinds, named) if n is not None], dtype=object)
