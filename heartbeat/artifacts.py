@@ -233,6 +233,8 @@ class ArtifactDetector:
             net, asked = _log_odds(probs[ask]), score[ask]
             flagged[ask] |= (((asked >= self.suspect) & (net >= self.network_cut))
                              | ((asked >= alone_from) & (net >= self.network_alone)))
+            # Windows not asked count as clean here: in the harness that chose the rule, counting every window's
+            # network score instead set aside the same recordings (the trees score a sound throughout 0.1 or more).
             if one_recording and np.sum(net >= self.network_throughout) >= THROUGHOUT_SHARE * n:
                 flagged[:] = True
         return flagged, probs
