@@ -234,7 +234,7 @@ class ArtifactDetector:
             flagged[ask] |= (((asked >= self.suspect) & (net >= self.network_cut))
                              | ((asked >= alone_from) & (net >= self.network_alone)))
             # Windows not asked count as clean here: in the harness that chose the rule, counting every window's
-            # network score instead set aside the same recordings (the trees score a sound throughout 0.1 or more).
+            # network score instead gave the same counts (false referrals, real recordings flagged).
             if one_recording and np.sum(net >= self.network_throughout) >= THROUGHOUT_SHARE * n:
                 flagged[:] = True
         return flagged, probs
