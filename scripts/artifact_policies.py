@@ -264,7 +264,7 @@ def fit_detector(bundle: Path, table: pd.DataFrame, args) -> ArtifactDetector:
         jobs = [(r.path, r.database, None, None, 0)] + [
             (r.path, r.database, fa.KINDS[k], float(rng.choice(fa.RATIOS_DB)), 1000 + 7 * i + int(k))
             for k in rng.choice(len(fa.KINDS), 2, replace=False)]
-        window_jobs += jobs if r.half == "fit" else []
+        window_jobs += jobs if r.half == "fit" and r.label != "no_heartbeat" else []   # as fit_artifacts: no heart, not fitted
     with fa._pool(args.jobs, bundle) as pool:
         rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
                                               desc="windows", mininterval=30) for w in ws])
@@ -278,7 +278,7 @@ def answer_all(bundle: Path, table: pd.DataFrame, args, detector: ArtifactDetect
     for i, r in enumerate(picked[picked["half"] == "measure"].itertuples()):
         jobs.append((r.path, r.database, None, None, 0))
         jobs += [(r.path, r.database, kind, float(ratio), 5000 + 31 * i + fa.RATIOS_DB.index(ratio))
-                 for kind in fa.KINDS for ratio in fa.RATIOS_DB]
+                 for kind in fa.KINDS for ratio in fa.RATIOS_DB if r.label != "no_heartbeat"]
     unseen = table[~table["path"].isin(picked.loc[picked["half"] == "fit", "path"])]
     real = pd.concat([d.sample(min(len(d), args.per_db), random_state=1) for _, d in unseen.groupby("database")])
     jobs += [(r.path, r.database, None, None, -1) for r in real.itertuples()]

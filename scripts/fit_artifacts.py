@@ -170,12 +170,18 @@ def main(argv=None) -> int:
     table = load_table().query("duration_s >= 7.5")        # at least four windows: some stay clean
     picked = pd.concat([d.sample(min(len(d), args.per_db), random_state=0) for _, d in table.groupby("database")])
     picked["half"] = np.where(np.arange(len(picked)) % 2 == 0, "fit", "measure")
+    # PASCAL's "artifact" files (no heart sound, by their annotators) are not heart recordings: their windows are
+    # neither fitted nor measured as clean heart windows and nothing is laid over them; the measuring half's are
+    # answered whole, apart. They stay in the draw so every other recording keeps its half and its seeds.
+    no_heart = set(table.loc[table["label"] == "no_heartbeat", "path"])
     rng = np.random.default_rng(0)
     jobs = []
     for i, r in enumerate(picked.itertuples()):
-        jobs.append((r.path, r.database, None, None, 0))
-        for k in rng.choice(len(KINDS), 2, replace=False):      # two kinds a recording, at random ratios
-            jobs.append((r.path, r.database, KINDS[k], float(rng.choice(RATIOS_DB)), 1000 + 7 * i + int(k)))
+        kinds = rng.choice(len(KINDS), 2, replace=False)         # two kinds a recording, at random ratios
+        ratios = [float(rng.choice(RATIOS_DB)) for _ in kinds]
+        if r.path not in no_heart:
+            jobs.append((r.path, r.database, None, None, 0))
+            jobs += [(r.path, r.database, KINDS[k], ratio, 1000 + 7 * i + int(k)) for k, ratio in zip(kinds, ratios)]
     # A stopped run resumes: the windows, each held-out fold's figure and the answers are kept in args.work as made.
     args.work = args.work or cache_dir() / "fit_artifacts" / f"per-db-{args.per_db}"
     args.work.mkdir(parents=True, exist_ok=True)
@@ -192,6 +198,7 @@ def main(argv=None) -> int:
             rows = pd.DataFrame([w for ws in tqdm(pool.imap(_windows, jobs, chunksize=4), total=len(jobs),
                                                   desc="windows") for w in ws])
         rows.to_pickle(args.work / "rows.pkl")
+    rows = rows[~rows["path"].isin(no_heart)]      # a --work made before they were left out
     rows["half"] = rows["path"].map(dict(zip(picked["path"], picked["half"])))
     fit_rows, measure_rows = rows[rows["half"] == "fit"], rows[rows["half"] == "measure"]
 
@@ -212,9 +219,6 @@ def main(argv=None) -> int:
         folds_file.write_text(json.dumps(folds))
     by_kind = {k: folds[f"kind:{k}"] for k in KINDS}
     by_db = {db: folds[f"database:{db}"] for db in ALL_DBS}
-    no_heart = set(table.loc[table["label"] == "no_heartbeat", "path"])     # PASCAL's "artifact" files are in the sample
-    for fold in by_db.values():
-        fold["sent_back_no_heartbeat"] = len(set(fold.get("sent_back", [])) & no_heart)
 
     # The whole answer on the measuring half (recordings never used in fitting), clean and with each kind at
     # each ratio, by the detector fitted on the fitting half.
@@ -222,7 +226,7 @@ def main(argv=None) -> int:
     answer_jobs = []
     for i, r in enumerate(measure.itertuples()):
         answer_jobs.append((r.path, r.database, None, None, 0, True))
-        for kind in KINDS:
+        for kind in KINDS if r.path not in no_heart else ():
             for ratio in RATIOS_DB:
                 answer_jobs.append((r.path, r.database, kind, float(ratio), 5000 + 31 * i + RATIOS_DB.index(ratio),
                                     True))
@@ -250,7 +254,7 @@ def main(argv=None) -> int:
                "overlay_without_detector": without, "threshold": shipped.threshold, "network_cut": shipped.network_cut,
                "suspect": shipped.suspect, "network_alone": shipped.network_alone, "alone_from": shipped.alone_from,
                "network_throughout": shipped.network_throughout,
-               "windows": int(rows["artifact"].notna().sum()), "recordings": len(picked),
+               "windows": int(rows["artifact"].notna().sum()), "recordings": len(picked) - len(no_heart & set(picked["path"])),
                "minutes": round((time.time() - t0) / 60, 1), "resumed": resumed}
     args.reports.mkdir(parents=True, exist_ok=True)
     (args.reports / "artifacts.json").write_text(json.dumps(summary, indent=2))
@@ -365,7 +369,6 @@ def markdown(s: dict) -> str:
               "|---|---|---|---|---|"]
     lines += [f"| {k} | {v['windows']} | {v['flagged']:.3f} | {v.get('recordings', 0)} | "
               f"{v.get('sent_back_whole', float('nan')):.3f} ({v.get('sent_back_whole_before', float('nan')):.3f})"
-              + (f"; {v['sent_back_no_heartbeat']} of them a PASCAL \"artifact\" file (no heart sound)" if v.get("sent_back_no_heartbeat") else "")
               + " |"
               for k, v in s["by_database"].items() if v["flagged"] is not None]
     lines += ["", "### The whole answer with speech or movement over a real heart sound (measuring half)", "",
@@ -396,7 +399,7 @@ def markdown(s: dict) -> str:
     lines += ["", f"Clean recordings (the same, nothing laid over; those with a heart sound): {c['set_aside']:.3f} had a "
               f"stretch set aside and {c['record_again']:.3f} were asked to record again for artifacts (n = {c['n']})."]
     if "no_heartbeat_files" in c:
-        lines[-1] += (f" PASCAL's \"artifact\" files in the sample (no heart sound, by their annotators): "
+        lines[-1] += (f" PASCAL's \"artifact\" files in the measuring half (no heart sound, by their annotators; never fitted): "
                       f"{c['no_heartbeat_files']}; the gate passed {c['no_heartbeat_passed']} of them, and the artifact "
                       f"windows sent {c['no_heartbeat_sent_back']} back.")
     return "\n".join(lines) + "\n"

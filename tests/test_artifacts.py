@@ -15,9 +15,9 @@ import soxr
 
 from conftest import need
 from heartbeat.artifacts import (HEARD, KIND_WORDS, KINDS, MEASUREMENTS, MIN_CLEAN_WINDOWS, ArtifactDetector,
-                                 Windows, screen, windows_of)
+                                 Windows, screen, windows_of, with_neighbours)
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
-from heartbeat.features import model_input
+from heartbeat.features import FeatureConfig, model_input
 from heartbeat.frontend import prepare
 from heartbeat.model import ARTIFACTS, DEFAULT_MODEL_DIR, load_model
 from heartbeat.predict import decide, stretches
@@ -351,6 +351,21 @@ def test_words_say_what_was_left_out_and_when_to_record_again():
                "quality_reason": "speech covered the heart sounds in most of the recording"}
     assert headline(refused) == TOO_NOISY and details(refused)[0].startswith("Not judged: speech covered")
     assert headline({"label": "no_heartbeat", "quality_reason": "the recording is mostly noise"}) == "No heartbeat heard"
+
+
+def test_a_flagged_windows_neighbours_leave_with_it_while_enough_remain():
+    """3 s windows every 1.5 s: a flagged window's two neighbours hold half of its sound, and the rest of an artifact
+    the detector found in it. They are set aside too, unless that leaves fewer than MIN_CLEAN_WINDOWS where the
+    flagged windows alone would not: then only the flagged ones are."""
+    cfg = FeatureConfig()
+    flagged = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1], bool)
+    assert with_neighbours(flagged, cfg).tolist() == [1, 1, 0, 0, 0, 1, 1, 0, 0]
+    short = np.array([0, 1, 0, 0, 1], bool)                  # neighbours too would leave one window
+    assert with_neighbours(short, cfg).tolist() == (~short).tolist()
+    assert with_neighbours(np.zeros(6, bool), cfg).all()
+    # Windows every 0.75 s: the two each side share half or more of a flagged window's 3 s.
+    one = np.arange(12) == 3
+    assert with_neighbours(one, dataclasses.replace(cfg, hop_s=0.75)).tolist() == [1, 0, 0, 0, 0, 0] + [1] * 6
 
 
 def test_window_medians_are_numpy_s():
