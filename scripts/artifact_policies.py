@@ -162,7 +162,8 @@ def main(argv=None) -> int:
     table = load_table()
     # In --work: the detector fitted on the fitting half (fitted once), and the answers of each variant of it.
     fitted = args.work / ARTIFACTS if args.work else None
-    if fitted is not None and fitted.exists():
+    reused = fitted is not None and fitted.exists()     # the report says so: its minutes then leave the fitting out
+    if reused:
         detector = ArtifactDetector.load(fitted)
     else:
         detector = fit_detector(bundle, table, args)
@@ -199,7 +200,7 @@ def main(argv=None) -> int:
         results[name] = overlay_counts(overlays) | real_counts(real) | {"flagged beyond": int((flagged & ~before).sum())}
     shipped = next(policy for name, policy in policies(p_of, cut).items() if name.startswith("shipped"))
     found = where_from(answers[~answers["real"]], shipped, p_of, cut, model.features.window_s)
-    text = markdown(results, len(answers[answers["real"]]), minutes, detector) + found
+    text = markdown(results, len(answers[answers["real"]]), minutes, detector, reused) + found
     args.reports.mkdir(parents=True, exist_ok=True)
     (args.reports / "artifact_policies.md").write_text(text)
     print(text)
@@ -264,7 +265,7 @@ def fit_detector(bundle: Path, table: pd.DataFrame, args) -> ArtifactDetector:
         jobs = [(r.path, r.database, None, None, 0)] + [
             (r.path, r.database, fa.KINDS[k], float(rng.choice(fa.RATIOS_DB)), 1000 + 7 * i + int(k))
             for k in rng.choice(len(fa.KINDS), 2, replace=False)]
-        window_jobs += jobs if r.half == "fit" and r.label != "no_heartbeat" else []   # as fit_artifacts: no heart, not fitted
+        window_jobs += jobs if r.half == "fit" else []
     with fa._pool(args.jobs, bundle) as pool:
         rows = pd.DataFrame([w for ws in tqdm(pool.imap(fa._windows, window_jobs, chunksize=4), total=len(window_jobs),
                                               desc="windows", mininterval=30) for w in ws])
@@ -292,10 +293,11 @@ def answer_all(bundle: Path, table: pd.DataFrame, args, detector: ArtifactDetect
     return answers
 
 
-def markdown(results: dict, n_real: int, minutes: float, detector) -> str:
+def markdown(results: dict, n_real: int, minutes: float, detector, reused: bool = False) -> str:
     first = next(iter(results.values()))
     lines = ["# What to do with the artifact windows: answer policies side by side", "",
-             f"Reproduce: `python scripts/artifact_policies.py` ({minutes:.0f} min here). The detector is fitted on "
+             f"Reproduce: `python scripts/artifact_policies.py` ({minutes:.0f} min here"
+             + (", the detector taken from --work, fitted by an earlier run" if reused else "") + "). The detector is fitted on "
              "fit_artifacts' fitting half only; overlays: its measuring half, clean and with each kind at each ratio "
              f"({first['n']} overlaid recordings); real: {n_real} recordings outside the fitting half, whole, as served. "
              "Handled and false referrals as in reports/artifacts.md; flagged: quality \"noisy\" or asked to record "
