@@ -33,7 +33,7 @@ where it is sure (NAME_SURE; kinds said two by two as what a clinician can chang
 trees' measurement that stands out most.
 
 The answer (predict.decide): the windows kept (neither flagged nor a flagged window's half-overlapping
-neighbour, with_neighbours) are judged on their own while at least MIN_CLEAN_WINDOWS remain, and the whole
+neighbour, windows_kept) are judged on their own while at least MIN_CLEAN_WINDOWS remain, and the whole
 recording as recorded too, because an artifact must never take a referral away (a detector can take a loud
 murmur for noise). Abnormal either way is abnormal; abnormal only with the stretch
 set aside is abnormal with quality "noisy" and a caution naming what was heard (never "good": the score may
@@ -411,11 +411,11 @@ def screen(prepared: Prepared, cfg: FeatureConfig, detector: ArtifactDetector | 
     flagged, probs = detector.judge(w)
     if not flagged.any():
         return Screened(~flagged, None)
-    return Screened(with_neighbours(flagged, cfg),
+    return Screened(windows_kept(flagged, cfg),
                     detector.heard(w.measurements[flagged], None if probs is None else probs[flagged]))
 
 
-def with_neighbours(flagged: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+def windows_kept(flagged: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """The windows kept: not flagged, nor sharing half their sound with a flagged window (3 s windows every 1.5 s:
     its two neighbours), while MIN_CLEAN_WINDOWS remain; else just the windows not flagged. An artifact's edges
     fall anywhere in a window, and the neighbour that holds the rest of it scores too low to be flagged on its own:

@@ -279,7 +279,8 @@ def answer_all(bundle: Path, table: pd.DataFrame, args, detector: ArtifactDetect
     for i, r in enumerate(picked[picked["half"] == "measure"].itertuples()):
         jobs.append((r.path, r.database, None, None, 0))
         jobs += [(r.path, r.database, kind, float(ratio), 5000 + 31 * i + fa.RATIOS_DB.index(ratio))
-                 for kind in fa.KINDS for ratio in fa.RATIOS_DB if r.label != "no_heartbeat"]
+                 for kind in fa.KINDS for ratio in fa.RATIOS_DB
+                 if r.label != "no_heartbeat"]        # as fit_artifacts: nothing laid over a file with no heart sound
     unseen = table[~table["path"].isin(picked.loc[picked["half"] == "fit", "path"])]
     real = pd.concat([d.sample(min(len(d), args.per_db), random_state=1) for _, d in unseen.groupby("database")])
     jobs += [(r.path, r.database, None, None, -1) for r in real.itertuples()]

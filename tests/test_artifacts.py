@@ -15,7 +15,7 @@ import soxr
 
 from conftest import need
 from heartbeat.artifacts import (HEARD, KIND_WORDS, KINDS, MEASUREMENTS, MIN_CLEAN_WINDOWS, THROUGHOUT_TREES,
-                                 ArtifactDetector, Windows, screen, windows_of, with_neighbours)
+                                 ArtifactDetector, Windows, screen, windows_of, windows_kept)
 from heartbeat.audio import SAMPLE_RATE, load_audio, resample
 from heartbeat.features import FeatureConfig, model_input
 from heartbeat.frontend import prepare
@@ -392,13 +392,13 @@ def test_a_flagged_windows_neighbours_leave_with_it_while_enough_remain():
     flagged windows alone would not: then only the flagged ones are."""
     cfg = FeatureConfig()
     flagged = np.array([0, 0, 0, 1, 0, 0, 0, 0, 1], bool)
-    assert with_neighbours(flagged, cfg).tolist() == [1, 1, 0, 0, 0, 1, 1, 0, 0]
+    assert windows_kept(flagged, cfg).tolist() == [1, 1, 0, 0, 0, 1, 1, 0, 0]
     short = np.array([0, 1, 0, 0, 1], bool)                  # neighbours too would leave one window
-    assert with_neighbours(short, cfg).tolist() == (~short).tolist()
-    assert with_neighbours(np.zeros(6, bool), cfg).all()
+    assert windows_kept(short, cfg).tolist() == (~short).tolist()
+    assert windows_kept(np.zeros(6, bool), cfg).all()
     # Windows every 0.75 s: the two each side share half or more of a flagged window's 3 s.
     one = np.arange(12) == 3
-    assert with_neighbours(one, dataclasses.replace(cfg, hop_s=0.75)).tolist() == [1, 0, 0, 0, 0, 0] + [1] * 6
+    assert windows_kept(one, dataclasses.replace(cfg, hop_s=0.75)).tolist() == [1, 0, 0, 0, 0, 0] + [1] * 6
 
 
 def test_window_medians_are_numpy_s():
