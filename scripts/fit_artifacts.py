@@ -403,7 +403,7 @@ def markdown(s: dict) -> str:
     lines += ["", f"Clean recordings (the same, nothing laid over; those with a heart sound): {c['set_aside']:.3f} had a "
               f"stretch set aside and {c['record_again']:.3f} were asked to record again for artifacts (n = {c['n']})."]
     if "no_heartbeat_files" in c:
-        lines[-1] += (f" PASCAL's \"artifact\" files in the measuring half (no heart sound, by their annotators; never fitted): "
+        lines[-1] += (f" PASCAL's \"artifact\" files in the measuring half (no heart sound, by their annotators; answered as they are, nothing laid over them): "
                       f"{c['no_heartbeat_files']}; the gate passed {c['no_heartbeat_passed']} of them, and the artifact "
                       f"windows sent {c['no_heartbeat_sent_back']} back.")
     return "\n".join(lines) + "\n"
