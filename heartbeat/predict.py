@@ -24,6 +24,11 @@ from .model import HeartModel, load_model
 from .quality import NOISY_CAUTION, measure
 
 LABELS = ("normal", "abnormal", "no_heartbeat")
+# An abnormal answer below NEAR_CUT times the referral cut, where much of the recording leans towards an artifact
+# (artifacts.LEANING_SHARE), is "noisy", not "good": speech or movement over a normal heart moved its score past the
+# cut by this much in most such false referrals (policies harness: p_abnormal 0.10-0.30, median 0.14, against the
+# cut's 0.10), while real abnormal answers lie higher (median 0.28).
+NEAR_CUT = 2.0
 log = logging.getLogger("heartbeat")
 
 
@@ -90,6 +95,8 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
     from_artifact = whole is not None and p < cut <= whole
     p = whole if from_artifact else p
     label = "abnormal" if p >= cut else "normal"
+    # Referred all the same; said to be close, and what may have moved it.
+    near_cut = not from_artifact and screened.leaning is not None and cut <= p < NEAR_CUT * cut
     confidence = p if label == "abnormal" else 1 - p
     per_window = model.bundle.calibration(logits)
     beats = prepared.beats
@@ -112,6 +119,10 @@ def decide(prepared: Prepared, model: HeartModel) -> Result:
         common["quality"] = "noisy"
     elif screened.heard:
         notes.append(f"{screened.heard} heard in part of the recording: that part was left out")
+    if near_cut:
+        notes.append(f"{screened.leaning} may be heard through much of the recording, and the answer lies close to "
+                     "the referral cut: record again if you can")
+        common["quality"] = "noisy"
     common["caution"] = "; ".join(notes) or None
     return Result(label, round(confidence, 3), round(p, 3),
                   murmur_timing=kind.murmur_timing, murmur_grade=kind.murmur_grade, rhythm=kind.rhythm,

@@ -34,6 +34,7 @@ from heartbeat.datasets import ALL_DBS, load_table
 from heartbeat.features import model_input
 from heartbeat.frontend import judged_part, prepare
 from heartbeat.model import ARTIFACTS, load_model
+from heartbeat.predict import NEAR_CUT
 from heartbeat.quality import measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,8 @@ def _logits(job) -> dict:
         s = screen(p, cfg, fa._worker["detector"])
         judged, _ = model_input(judged_part(p, cfg, model.segmenter, s.keep), cfg, s.keep)
         every, starts = model_input(p, cfg)
-        out |= {"keep": s.keep, "heard": s.heard, "starts": starts, "logits": model.window_logits(judged),
+        out |= {"keep": s.keep, "heard": s.heard, "leaning": s.leaning, "starts": starts,
+                "logits": model.window_logits(judged),
                 "logits_every": model.window_logits(every)}
     return out
 
@@ -101,9 +103,18 @@ def policies(p, cut):
             return "abnormal", r.quality, True
         return ("abnormal", "noisy", True) if whole else ("normal", r.quality, True)
 
+    def near_cut_noisy(r):      # predict.decide's since 2026-12-08: and an abnormal answer near the cut is noisy
+        label, quality, aside = referral_safe(r)     # where much of the recording leans towards an artifact
+        if label == "abnormal" and quality == "good" and isinstance(r.leaning, str):
+            judged = r.logits[r.keep] if isinstance(r.heard, str) else r.logits_every
+            quality = "noisy" if p(judged) < NEAR_CUT * cut else quality
+        return label, quality, aside
+
     return {"no detector (before 2026-12-07)": today,
-            "shipped: set aside; abnormal as recorded stays abnormal, noisy when only with the stretch in; record "
-            "again under 3 clean windows": referral_safe,
+            "shipped: set aside; abnormal as recorded stays abnormal, noisy when only with the stretch in, or when "
+            "below twice the cut with much of the recording leaning towards an artifact; record again under 3 clean "
+            "windows": near_cut_noisy,
+            "until 2026-12-08: the shipped policy without its rule for an answer near the cut": referral_safe,
             "until 2026-12-07: set aside; abnormal with a stretch set aside is noisy; record again under 3 clean windows":
                 lambda r: set_aside(r, True, True),
             "as until 2026-12-07, but abnormal stays good when the windows away from the stretch (one each side) agree":
